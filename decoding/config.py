@@ -38,7 +38,8 @@ class DecodingConfig:
         default=None, metadata={"help": "filler after a row ends (default: first eos id)"}
     )
     length_penalty: float = field(
-        default=1.0, metadata={"help": "beam: rank finished beams by sum_logp / len**length_penalty"}
+        default=1.0,
+        metadata={"help": "beam: rank finished beams by sum_logp / len**length_penalty"},
     )
     early_stopping: bool | str = field(
         default=False, metadata={"help": "beam: True | False | 'never', as in HF generate"}
@@ -67,7 +68,9 @@ class DecodingConfig:
         if self.num_beams < 1:
             raise ValueError(f"num_beams must be >= 1, got num_beams={self.num_beams}")
         if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got max_new_tokens={self.max_new_tokens}")
+            raise ValueError(
+                f"max_new_tokens must be >= 1, got max_new_tokens={self.max_new_tokens}"
+            )
         if not 0 <= self.min_new_tokens <= self.max_new_tokens:
             raise ValueError(
                 f"min_new_tokens must be in [0, max_new_tokens={self.max_new_tokens}], "
@@ -102,6 +105,13 @@ class DecodingConfig:
         if isinstance(self.eos_token_id, int):
             return [self.eos_token_id]
         return list(self.eos_token_id)
+
+    @property
+    def pad_id(self) -> int:
+        """The filler after a row ends: ``pad_token_id``, else the first eos id, else 0."""
+        if self.pad_token_id is not None:
+            return self.pad_token_id
+        return self.eos_token_ids[0] if self.eos_token_ids else 0
 
 
 @dataclass

@@ -1,0 +1,239 @@
+"""Step-model adapters for HF models: they drive the model's own KV cache.
+
+`HFCausalLMAdapter` wraps a decoder-only model (GPT-2 ...), `HFEncoderDecoderAdapter` an
+encoder-decoder (BART ...). Both implement `decoding.StepModel`; `as_step_model` picks one.
+The inputs are built exactly as HF ``generate`` builds them (position ids from the attention
+mask cumsum, the all-ones mask dropped, ``logits_to_keep=1``) so that the logits match.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import DynamicCache, EncoderDecoderCache, PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutput
+
+from .protocol import StepModel
+
+__all__ = [
+    "CausalLMState",
+    "EncoderDecoderState",
+    "HFCausalLMAdapter",
+    "HFEncoderDecoderAdapter",
+    "as_step_model",
+]
+
+
+def _select(x: torch.Tensor | None, index: torch.Tensor) -> torch.Tensor | None:
+    return None if x is None else x.index_select(0, index.to(x.device))
+
+
+@dataclass
+class CausalLMState:
+    """State of `HFCausalLMAdapter`.
+
+    Attributes:
+        cache: the model's KV cache (``None`` without caching); reordered in place.
+        attention_mask: ``(N, seen)`` mask of the tokens read so far, ``None`` when no row
+            is padded (HF drops an all-ones mask too).
+        next_position: ``(N,)`` position id of the next token to read.
+        seen: number of tokens of the sequence the model has read.
+        logits: ``(N, V)`` logits of the next token computed by the prefill, not yet returned.
+    """
+
+    cache: Any
+    attention_mask: torch.Tensor | None
+    next_position: torch.Tensor
+    seen: int
+    logits: torch.Tensor | None = None
+
+
+class HFCausalLMAdapter:
+    """Drive an HF causal LM token by token with its KV cache.
+
+    ``start`` runs the prefill on the unexpanded batch (so beams share one prefill), ``step``
+    feeds only the tokens the cache has not seen. With ``use_cache=False`` every step
+    recomputes the whole sequence.
+
+    Args:
+        model: an HF ``PreTrainedModel`` with a causal LM head, in eval mode.
+        use_cache: keep the KV cache between steps.
+    """
+
+    def __init__(self, model: PreTrainedModel, use_cache: bool = True):
+        self.model = model
+        self.use_cache = use_cache
+        params = set(inspect.signature(model.forward).parameters)
+        self._takes_positions = "position_ids" in params
+        self._takes_logits_to_keep = "logits_to_keep" in params
+
+    def _forward(
+        self, ids: torch.Tensor, state: CausalLMState, positions: torch.Tensor
+    ) -> torch.Tensor:
+        kwargs: dict[str, Any] = {"use_cache": self.use_cache}
+        if self.use_cache:
+            kwargs["cache"] = state.cache
+        if state.attention_mask is not None:
+            kwargs["attention_mask"] = state.attention_mask
+        if self._takes_positions:
+            kwargs["position_ids"] = positions
+        if self._takes_logits_to_keep:
+            kwargs["logits_to_keep"] = 1
+        out = self.model(input_ids=ids, return_dict=True, **kwargs)
+        if self.use_cache:
+            state.cache = out.cache
+        return out.logits[:, -1].float()
+
+    def start(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        **model_kwargs: Any,
+    ) -> CausalLMState:
+        """Read the prompt. ``attention_mask`` marks left padding with 0."""
+        if model_kwargs:
+            raise TypeError(f"unsupported model kwargs for a causal LM: {sorted(model_kwargs)}")
+        n, length = input_ids.shape
+        if attention_mask is None or bool(attention_mask.all()):
+            positions = torch.arange(length, device=input_ids.device).expand(n, length)
+            mask = None
+        else:
+            mask = attention_mask.long()
+            positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
+        cache = DynamicCache(config=self.model.config) if self.use_cache else None
+        state = CausalLMState(cache, mask, positions[:, -1] + 1, seen=length)
+        if self.use_cache:
+            state.logits = self._forward(input_ids, state, positions)
+        return state
+
+    def step(
+        self, input_ids: torch.LongTensor, state: CausalLMState
+    ) -> tuple[torch.Tensor, CausalLMState]:
+        """Logits ``(N, V)`` of the token after ``input_ids``; reads only unseen tokens."""
+        new = input_ids.shape[1] - state.seen
+        if new == 0 and state.logits is not None:
+            logits, state.logits = state.logits, None
+            return logits, state
+        n = input_ids.shape[0]
+        if state.attention_mask is not None:
+            ones = state.attention_mask.new_ones(n, new)
+            state.attention_mask = torch.cat([state.attention_mask, ones], dim=-1)
+        offsets = torch.arange(new, device=input_ids.device)
+        new_positions = state.next_position[:, None] + offsets  # (N, new)
+        state.next_position = state.next_position + new
+        state.seen = input_ids.shape[1]
+        if self.use_cache:
+            return self._forward(input_ids[:, -new:], state, new_positions), state
+        if state.attention_mask is None:
+            positions = torch.arange(state.seen, device=input_ids.device).expand(n, -1)
+        else:
+            positions = (state.attention_mask.cumsum(-1) - 1).masked_fill(
+                state.attention_mask == 0, 0
+            )
+        return self._forward(input_ids, state, positions), state
+
+    def reorder(self, state: CausalLMState, index: torch.LongTensor) -> CausalLMState:
+        """Select rows (expand the batch or follow beams); the KV cache is reordered in place."""
+        if state.cache is not None:
+            state.cache.reorder_cache(index)
+        state.attention_mask = _select(state.attention_mask, index)
+        state.next_position = _select(state.next_position, index)
+        state.logits = _select(state.logits, index)
+        return state
+
+
+@dataclass
+class EncoderDecoderState:
+    """State of `HFEncoderDecoderAdapter`: encoder output and mask, decoder cache, tokens read."""
+
+    encoder_hidden_states: torch.Tensor
+    encoder_attention_mask: torch.Tensor | None
+    cache: Any
+    seen: int = 0
+
+
+class HFEncoderDecoderAdapter:
+    """Drive an HF encoder-decoder: encode once in ``start``, then decode with the
+    self- and cross-attention cache (`EncoderDecoderCache`).
+
+    The decoded sequence starts with the decoder start token (`initial_sequence`).
+    """
+
+    def __init__(self, model: PreTrainedModel, use_cache: bool = True):
+        self.model = model
+        self.use_cache = use_cache
+
+    def initial_sequence(self, input_ids: torch.LongTensor) -> torch.LongTensor:
+        """``(B, 1)`` decoder prompt: the decoder start token, as HF ``generate`` uses."""
+        start = self.model.generation_config.decoder_start_token_id
+        if start is None:
+            start = getattr(self.model.config, "decoder_start_token_id", None)
+        if start is None:
+            start = self.model.config.bos_token_id
+        if start is None:
+            raise ValueError("decoder_start_token_id=None: set it on the model's generation_config")
+        return torch.full(
+            (input_ids.shape[0], 1), int(start), dtype=torch.long, device=input_ids.device
+        )
+
+    def start(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        **model_kwargs: Any,
+    ) -> EncoderDecoderState:
+        """Encode the source ``input_ids`` (``attention_mask`` marks padding with 0)."""
+        enc = self.model.get_encoder()(
+            input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **model_kwargs
+        )
+        cache = None
+        if self.use_cache:
+            config = self.model.config
+            cache = EncoderDecoderCache(DynamicCache(config=config), DynamicCache(config=config))
+        return EncoderDecoderState(enc.last_hidden_state, attention_mask, cache)
+
+    def step(
+        self, input_ids: torch.LongTensor, state: EncoderDecoderState
+    ) -> tuple[torch.Tensor, EncoderDecoderState]:
+        """Logits ``(N, V)`` of the decoder token after ``input_ids``."""
+        ids = input_ids[:, state.seen :] if self.use_cache else input_ids
+        out = self.model(
+            attention_mask=state.encoder_attention_mask,
+            decoder_input_ids=ids,
+            encoder_outputs=BaseModelOutput(last_hidden_state=state.encoder_hidden_states),
+            cache=state.cache,
+            use_cache=self.use_cache,
+            return_dict=True,
+        )
+        if self.use_cache:
+            state.cache = out.cache
+        state.seen = input_ids.shape[1]
+        return out.logits[:, -1].float(), state
+
+    def reorder(self, state: EncoderDecoderState, index: torch.LongTensor) -> EncoderDecoderState:
+        """Select rows of the encoder output, its mask and the cache (in place)."""
+        if state.cache is not None:
+            state.cache.reorder_cache(index)
+        state.encoder_hidden_states = _select(state.encoder_hidden_states, index)
+        state.encoder_attention_mask = _select(state.encoder_attention_mask, index)
+        return state
+
+
+def as_step_model(model: Any, use_cache: bool = True) -> StepModel:
+    """Wrap an HF model in its adapter; return a `StepModel` unchanged.
+
+    Raises:
+        TypeError: when ``model`` is neither an HF model nor a `StepModel`.
+    """
+    if isinstance(model, PreTrainedModel):
+        if model.config.is_encoder_decoder:
+            return HFEncoderDecoderAdapter(model, use_cache)
+        return HFCausalLMAdapter(model, use_cache)
+    if isinstance(model, StepModel):
+        return model
+    raise TypeError(
+        f"decode needs an HF PreTrainedModel or a StepModel (start/step/reorder), got {type(model).__name__}"
+    )

@@ -1,0 +1,145 @@
+"""`decode`: one entry point for greedy search, sampling and beam search.
+
+The strategy is looked up by name in `STRATEGY_REGISTRY` (filled with `register_strategy`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from transformers import LogitsProcessorList
+
+from .adapters import as_step_model
+from .beam import beam_search
+from .config import DecodingConfig, DecodingOutput
+from .processors import (
+    ConsistentTopK,
+    ConsistentTopP,
+    TemperatureProcessor,
+    build_processors,
+)
+from .protocol import StepModel
+from .search import ProcessorFactory, greedy_search, sample_search
+
+__all__ = ["STRATEGY_REGISTRY", "decode", "generate_kwargs", "register_strategy"]
+
+Strategy = Callable[
+    [StepModel, torch.LongTensor, Any, DecodingConfig, ProcessorFactory], DecodingOutput
+]
+STRATEGY_REGISTRY: dict[str, Strategy] = {}
+
+
+def register_strategy(name: str) -> Callable[[Strategy], Strategy]:
+    """Register a decoding loop under ``name``; a name can be registered once."""
+
+    def wrap(fn: Strategy) -> Strategy:
+        if name in STRATEGY_REGISTRY:
+            raise ValueError(f"strategy name={name!r} is already registered")
+        STRATEGY_REGISTRY[name] = fn
+        return fn
+
+    return wrap
+
+
+register_strategy("greedy")(greedy_search)
+register_strategy("sample")(sample_search)
+register_strategy("beam")(beam_search)
+
+
+@torch.no_grad()
+def decode(
+    model: Any,
+    input_ids: torch.LongTensor,
+    config: DecodingConfig | None = None,
+    **model_kwargs: Any,
+) -> DecodingOutput:
+    """Decode continuations of ``input_ids`` with ``model``.
+
+    Args:
+        model: an HF causal LM (``GPT2LMHeadModel`` ...), an HF encoder-decoder
+            (``BartForConditionalGeneration`` ...) or any `decoding.StepModel`.
+        input_ids: ``(B, T0)`` prompt ids, left-padded (for encoder-decoders: the source ids).
+        config: how to decode (default: greedy, 20 new tokens).
+        **model_kwargs: passed to the model's ``start`` (e.g. ``attention_mask`` with 0 on
+            the left padding).
+
+    Returns:
+        A `DecodingOutput` with ``B * num_return_sequences`` rows grouped by input row.
+    """
+    config = config or DecodingConfig()
+    if config.strategy not in STRATEGY_REGISTRY:
+        raise ValueError(
+            f"strategy={config.strategy!r} is unknown; known: {sorted(STRATEGY_REGISTRY)}"
+        )
+    step_model = as_step_model(model, use_cache=config.use_cache)
+    initial = getattr(step_model, "initial_sequence", None)
+    sequences = initial(input_ids) if initial is not None else input_ids
+    state = step_model.start(input_ids, **model_kwargs)
+
+    expand = config.num_beams if config.strategy == "beam" else config.num_return_sequences
+    if expand > 1:
+        index = torch.arange(sequences.shape[0], device=sequences.device).repeat_interleave(expand)
+        state = step_model.reorder(state, index)
+        sequences = sequences.index_select(0, index)
+    else:
+        index = None
+
+    pad_lengths = _left_pad_lengths(model_kwargs.get("attention_mask"), initial is None, index)
+    prompt_len = sequences.shape[1]
+
+    def make_processors(vocab_size: int) -> LogitsProcessorList:
+        return build_processors(config, vocab_size, prompt_len, pad_lengths)
+
+    return STRATEGY_REGISTRY[config.strategy](step_model, sequences, state, config, make_processors)
+
+
+def _left_pad_lengths(
+    attention_mask: torch.Tensor | None, mask_is_on_sequence: bool, index: torch.Tensor | None
+) -> torch.Tensor | None:
+    """Left-padding length per (expanded) row, so the repetition penalty skips pad tokens."""
+    if attention_mask is None or not mask_is_on_sequence or bool(attention_mask.all()):
+        return None
+    lengths = (attention_mask != 0).int().argmax(dim=1)
+    return lengths if index is None else lengths.index_select(0, index)
+
+
+def generate_kwargs(config: DecodingConfig) -> dict[str, Any]:
+    """Keyword arguments that make HF ``model.generate`` decode like ``decode(config)``.
+
+    HF's own default warpers are switched off (``top_k=0``, ``top_p=1.0``,
+    ``temperature=1.0``); for ``consistent=True`` the temperature and consistent top-k/top-p
+    go in ``logits_processor`` in our order, so they are the only filters.
+    """
+    sample = config.strategy == "sample"
+    kwargs: dict[str, Any] = {
+        "do_sample": sample,
+        "num_beams": config.num_beams if config.strategy == "beam" else 1,
+        "max_new_tokens": config.max_new_tokens,
+        "min_new_tokens": config.min_new_tokens,
+        "eos_token_id": config.eos_token_id,
+        "pad_token_id": config.pad_id,
+        "length_penalty": config.length_penalty,
+        "early_stopping": config.early_stopping,
+        "repetition_penalty": config.repetition_penalty,
+        "no_repeat_ngram_size": config.no_repeat_ngram_size,
+        "num_return_sequences": config.num_return_sequences,
+        "use_cache": config.use_cache,
+    }
+    if not sample:
+        return kwargs
+    kwargs.update(top_k=0, top_p=1.0, temperature=1.0)
+    eos = config.eos_token_ids
+    if config.consistent and eos:
+        processors = LogitsProcessorList()
+        if config.temperature != 1.0:
+            processors.append(TemperatureProcessor(config.temperature))
+        if config.top_k > 0:
+            processors.append(ConsistentTopK(config.top_k, eos_token_id=eos))
+        if config.top_p < 1.0:
+            processors.append(ConsistentTopP(config.top_p, eos_token_id=eos))
+        kwargs["logits_processor"] = processors
+    else:
+        kwargs.update(top_k=config.top_k, top_p=config.top_p, temperature=config.temperature)
+    return kwargs

@@ -1,0 +1,125 @@
+"""The token-by-token loop shared by greedy search and sampling.
+
+The two strategies differ only in how a token is chosen from the processed scores: argmax
+for greedy, a multinomial draw (from a private ``torch.Generator`` when one is given) for
+sampling -- as in HF ``generate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from transformers import LogitsProcessorList
+
+from .config import DecodingConfig, DecodingOutput
+from .protocol import StepModel
+
+__all__ = ["ProcessorFactory", "greedy_search", "sample_search", "token_loop"]
+
+# Builds the processors once the vocabulary size is known (from the first scores).
+ProcessorFactory = Callable[[int], LogitsProcessorList]
+
+
+def _choose_argmax(scores: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return scores.argmax(dim=-1)
+
+
+def _choose_multinomial(scores: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    probs = scores.softmax(dim=-1)
+    return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
+
+
+def token_loop(
+    model: StepModel,
+    sequences: torch.LongTensor,
+    state: object,
+    config: DecodingConfig,
+    make_processors: ProcessorFactory,
+    choose: Callable[[torch.Tensor, torch.Generator | None], torch.Tensor],
+    generator: torch.Generator | None = None,
+) -> DecodingOutput:
+    """Extend every row one token at a time until all rows end or ``max_new_tokens``.
+
+    Args:
+        model: the step model (already started and expanded to ``N`` rows).
+        sequences: ``(N, T0)`` prompt ids.
+        state: the model state for the ``N`` rows.
+        config: decoding settings (eos, pad, lengths).
+        make_processors: builds the processors given the vocabulary size.
+        choose: picks ``(N,)`` token ids from ``(N, V)`` processed scores.
+        generator: random generator passed to ``choose``.
+
+    Returns:
+        A `DecodingOutput`; rows that ended are padded with the pad id.
+    """
+    n, prompt_len = sequences.shape
+    device = sequences.device
+    eos = torch.tensor(config.eos_token_ids, dtype=torch.long, device=device)
+    pad = config.pad_id
+    # One buffer for the whole run: the model and processors see a growing view of it.
+    buffer = torch.full(
+        (n, prompt_len + config.max_new_tokens), pad, dtype=torch.long, device=device
+    )
+    buffer[:, :prompt_len] = sequences
+    done = torch.zeros(n, dtype=torch.bool, device=device)
+    sum_logp = torch.zeros(n, dtype=torch.float, device=device)
+    lengths = torch.zeros(n, dtype=torch.long, device=device)
+    processors: LogitsProcessorList | None = None
+    steps = 0
+    for steps in range(1, config.max_new_tokens + 1):
+        cur = prompt_len + steps - 1
+        view = buffer[:, :cur]
+        logits, state = model.step(view, state)
+        if processors is None:
+            processors = make_processors(logits.shape[-1])
+        scores = processors(view, logits.float())
+        tokens = choose(scores, generator)
+        logp = scores.log_softmax(dim=-1).gather(1, tokens[:, None]).squeeze(1)
+        live = ~done
+        tokens = torch.where(live, tokens, pad)
+        sum_logp += torch.where(live, logp, 0.0)
+        lengths += live.long()
+        buffer[:, cur] = tokens
+        if eos.numel():
+            done = done | (live & (tokens[:, None] == eos).any(-1))
+            if bool(done.all()):
+                break
+    return DecodingOutput(
+        sequences=buffer[:, : prompt_len + steps],
+        scores=sum_logp,
+        normalized_scores=sum_logp / lengths.clamp(min=1),
+        lengths=lengths,
+        finished=done,
+    )
+
+
+def greedy_search(
+    model: StepModel,
+    sequences: torch.LongTensor,
+    state: object,
+    config: DecodingConfig,
+    make_processors: ProcessorFactory,
+) -> DecodingOutput:
+    """Greedy decoding: the most likely token after the processors, every step."""
+    return token_loop(model, sequences, state, config, make_processors, _choose_argmax)
+
+
+def sample_search(
+    model: StepModel,
+    sequences: torch.LongTensor,
+    state: object,
+    config: DecodingConfig,
+    make_processors: ProcessorFactory,
+) -> DecodingOutput:
+    """Ancestral sampling from the processed distribution (temperature, top-k, top-p).
+
+    Uses ``config.generator``, else a private generator seeded with ``config.seed``, else
+    torch's global generator.
+    """
+    generator = config.generator
+    if generator is None and config.seed is not None:
+        generator = torch.Generator(device=sequences.device).manual_seed(config.seed)
+    return token_loop(
+        model, sequences, state, config, make_processors, _choose_multinomial, generator
+    )
