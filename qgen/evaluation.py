@@ -1,0 +1,370 @@
+"""Scoring generated questions and QA pairs the way the question-generation literature does.
+
+* :func:`compute_qg_metrics` -- BLEU-1..4, METEOR and ROUGE-L with the coco-caption scorers
+  (``pycocoevalcap``), on lower-cased, tokenised text (Du et al. 2017 / ``nqg`` conventions:
+  one prediction per source, all gold questions of that source as references). Chinese is
+  scored on characters (``tokenize="char"``).
+* :class:`QGMetric` -- the same, as an ``evaluate.Metric`` (``.compute(predictions=...,
+  references=...)``).
+* :func:`answer_validity` and :func:`diversity` -- for ``qag`` output, where there is no single
+  reference: the share of answers that are passage spans, and how many distinct pairs and
+  n-grams the generator produces per passage.
+* :func:`evaluate_model` -- generate for a SQuAD-format file with a trained model and score it;
+  the ``qgen evaluate`` command (:func:`add_cli_arguments`, :func:`cli_main`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+from collections.abc import Sequence
+from typing import Any
+
+import datasets
+import evaluate
+
+__all__ = [
+    "tokenize_for_eval",
+    "compute_qg_metrics",
+    "QGMetric",
+    "answer_validity",
+    "diversity",
+    "distinct_n",
+    "evaluate_model",
+    "add_cli_arguments",
+    "cli_main",
+]
+
+TOKENIZE_MODES = ("word", "char")
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# PTB-like word tokens: "don't" -> "do n't", "Paris's" -> "paris 's", punctuation split off.
+_WORD_RE = re.compile(r"\w+(?=n't)|n't|'\w+|\w+|[^\w\s]")
+# character level for CJK (each CJK character is a token); Latin words and numbers stay whole.
+_CHAR_RE = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
+_TOKENIZERS = {"word": _WORD_RE, "char": _CHAR_RE}
+
+
+def tokenize_for_eval(text: str, tokenize: str = "word") -> str:
+    """Lower-case and tokenise ``text``; returns the tokens joined by single spaces.
+
+    Args:
+        text: a question (or any string).
+        tokenize: ``"word"`` (PTB-like, English) or ``"char"`` (CJK characters one by one).
+    """
+    if tokenize not in _TOKENIZERS:
+        raise ValueError(f"tokenize={tokenize!r} is not one of {TOKENIZE_MODES}")
+    return " ".join(_TOKENIZERS[tokenize].findall(text.lower()))
+
+
+def _require_coco():
+    try:
+        from pycocoevalcap.bleu.bleu import Bleu
+        from pycocoevalcap.rouge.rouge import Rouge
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "qgen.evaluation needs the coco-caption scorers: pip install 'qgen-toolkit[eval]' "
+            "(pycocoevalcap)"
+        ) from err
+    return Bleu, Rouge
+
+
+def _meteor_scorer():
+    if shutil.which("java") is None:
+        raise RuntimeError(
+            "METEOR (pycocoevalcap) runs a Java program, but no `java` was found on PATH. "
+            "Install a Java runtime (e.g. `apt-get install default-jre`) or score without METEOR "
+            "(meteor=False / `qgen evaluate --no_meteor`)."
+        )
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    return Meteor()
+
+
+def compute_qg_metrics(
+    predictions: Sequence[str],
+    references: Sequence[str | Sequence[str]],
+    tokenize: str = "word",
+    meteor: bool = True,
+) -> dict[str, float]:
+    """BLEU-1..4, METEOR and ROUGE-L (coco-caption scorers, corpus level, in percent).
+
+    Args:
+        predictions: ``N`` generated questions, one per source.
+        references: ``N`` gold questions, or ``N`` lists of gold questions (all questions asked
+            about the same source, as in Du et al.'s evaluation).
+        tokenize: ``"word"`` or ``"char"`` (see :func:`tokenize_for_eval`); text is lower-cased.
+        meteor: also compute METEOR (needs Java).
+
+    Returns:
+        ``{"bleu_1", ..., "bleu_4", "meteor", "rouge_l", "num_examples"}`` (METEOR only when
+        asked); scores in [0, 100].
+    """
+    if len(predictions) != len(references):
+        raise ValueError(
+            f"predictions and references differ in length: {len(predictions)} != {len(references)}"
+        )
+    if not predictions:
+        raise ValueError("predictions is empty: nothing to score")
+    Bleu, Rouge = _require_coco()
+    res, gts = {}, {}
+    for i, (pred, refs) in enumerate(zip(predictions, references)):
+        refs = [refs] if isinstance(refs, str) else list(refs)
+        if not refs:
+            raise ValueError(f"references[{i}] is empty")
+        res[i] = [tokenize_for_eval(pred, tokenize)]
+        gts[i] = [tokenize_for_eval(r, tokenize) for r in refs]
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    rouge, _ = Rouge().compute_score(gts, res)
+    scores = {f"bleu_{n + 1}": 100.0 * float(b) for n, b in enumerate(bleu)}
+    if meteor:
+        scorer = _meteor_scorer()
+        # the METEOR jar reads lines: keep predictions one line, never empty
+        res_m = {k: [v[0].replace("\n", " ") or "."] for k, v in res.items()}
+        scores["meteor"] = 100.0 * float(scorer.compute_score(gts, res_m)[0])
+        del scorer
+    scores["rouge_l"] = 100.0 * float(rouge)
+    scores["num_examples"] = len(predictions)
+    return scores
+
+
+class QGMetric(evaluate.Metric):
+    """:func:`compute_qg_metrics` as an ``evaluate`` metric.
+
+    Example::
+
+        metric = QGMetric()
+        metric.compute(predictions=["what is x ?"], references=[["what is x ?"]], meteor=False)
+    """
+
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description="BLEU-1..4, METEOR, ROUGE-L for question generation (coco-caption).",
+            citation="Du, Shao and Cardie (2017); Chen et al. (2015) coco-caption.",
+            inputs_description="predictions: list of str; references: list of list of str.",
+            features=datasets.Features(
+                {
+                    "predictions": datasets.Value("string"),
+                    "references": datasets.Sequence(datasets.Value("string")),
+                }
+            ),
+        )
+
+    def _compute(self, predictions, references, tokenize: str = "word", meteor: bool = True):
+        return compute_qg_metrics(predictions, references, tokenize=tokenize, meteor=meteor)
+
+
+def _norm_space(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def answer_validity(passages: Sequence[str], answers: Sequence[str]) -> float:
+    """Share of answers that are spans of their passage (case- and spacing-insensitive).
+
+    Args:
+        passages: one passage per answer.
+        answers: the generated answers; an empty answer is never valid.
+    """
+    if len(passages) != len(answers):
+        raise ValueError(
+            f"passages and answers differ in length: {len(passages)} != {len(answers)}"
+        )
+    if not answers:
+        return 0.0
+    hits = sum(
+        bool(a.strip()) and _norm_space(a) in _norm_space(p) for p, a in zip(passages, answers)
+    )
+    return hits / len(answers)
+
+
+def distinct_n(texts: Sequence[str], n: int, tokenize: str = "word") -> float:
+    """Distinct-n: unique n-grams / all n-grams over ``texts`` (0 when there are none)."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    grams = []
+    for text in texts:
+        toks = tokenize_for_eval(text, tokenize).split()
+        grams.extend(tuple(toks[i : i + n]) for i in range(len(toks) - n + 1))
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def diversity(
+    pairs_per_passage: Sequence[Sequence[dict]], tokenize: str = "word"
+) -> dict[str, float]:
+    """Diversity of generated QA pairs.
+
+    Args:
+        pairs_per_passage: for each passage, the generated ``{"question", "answer", ...}`` dicts.
+        tokenize: for distinct-n (see :func:`tokenize_for_eval`).
+
+    Returns:
+        ``pairs_per_passage`` (mean count), ``distinct_questions_per_passage`` and
+        ``distinct_answers_per_passage`` (mean number of different lower-cased strings),
+        ``distinct_1`` / ``distinct_2`` over all questions.
+    """
+    n = max(len(pairs_per_passage), 1)
+    questions = [p["question"] for pairs in pairs_per_passage for p in pairs]
+    return {
+        "pairs_per_passage": sum(len(p) for p in pairs_per_passage) / n,
+        "distinct_questions_per_passage": sum(
+            len({_norm_space(p["question"]) for p in pairs}) for pairs in pairs_per_passage
+        )
+        / n,
+        "distinct_answers_per_passage": sum(
+            len({_norm_space(p["answer"]) for p in pairs}) for pairs in pairs_per_passage
+        )
+        / n,
+        "distinct_1": distinct_n(questions, 1, tokenize),
+        "distinct_2": distinct_n(questions, 2, tokenize),
+    }
+
+
+def _group_sources(rows: Sequence[dict], task: str, max_samples: int | None) -> list[dict]:
+    """Unique sources in file order, each with all its gold questions (Du et al.'s grouping).
+
+    ``qg``: a source is (passage, answer); ``sentence-qg``: the sentence holding the answer;
+    ``qag``: the passage (its gold questions are kept for reference only).
+    """
+    from qgen.data import answer_sentence
+
+    groups: dict[tuple, dict] = {}
+    for row in rows:
+        answer = row["answers"]["text"][0] if row["answers"]["text"] else ""
+        start = row["answers"]["answer_start"][0] if row["answers"]["answer_start"] else -1
+        if task == "qg":
+            key = (row["context"], answer.strip().lower())
+            source = {"context": row["context"], "answer": answer, "answer_start": start}
+        elif task == "sentence-qg":
+            sentence = answer_sentence(row["context"], start, answer)
+            key = (sentence,)
+            source = {"context": sentence}
+        else:
+            key = (row["context"],)
+            source = {"context": row["context"]}
+        if key not in groups:
+            if max_samples is not None and len(groups) >= max_samples:
+                continue
+            groups[key] = {**source, "id": row["id"], "references": []}
+        groups[key]["references"].append(row["question"])
+    return list(groups.values())
+
+
+def evaluate_model(
+    model: str,
+    input_path: str,
+    task: str = "qg",
+    max_samples: int | None = None,
+    batch_size: int = 16,
+    num_pairs: int = 3,
+    tokenize: str = "auto",
+    meteor: bool = True,
+    output: str | None = None,
+    **generator_kwargs: Any,
+) -> dict[str, float]:
+    """Generate with a trained qgen model for a SQuAD-format file and score the output.
+
+    Args:
+        model: a qgen model directory (``scripts/train_qag.py`` output).
+        input_path: SQuAD-format JSON / JSONL with gold questions.
+        task: ``"qg"`` / ``"sentence-qg"`` (BLEU/METEOR/ROUGE-L against all gold questions of
+            the same source) or ``"qag"`` (answer validity and diversity of ``num_pairs`` pairs
+            per passage).
+        max_samples: score only the first N sources (unique (passage, answer) / sentence /
+            passage), in file order.
+        tokenize: ``"word"``, ``"char"`` or ``"auto"`` (``"char"`` when the gold questions
+            are mostly CJK).
+        output: optional JSON-lines file with one line per source: the source, the
+            prediction(s) and the references.
+        **generator_kwargs: passed to :class:`qgen.generation.QAGenerator`.
+
+    Returns:
+        The metrics, plus ``num_sources`` and ``seconds``.
+    """
+    import time
+
+    from transformers import AutoTokenizer
+
+    from qgen.data import TASKS, load_squad
+    from qgen.generation import QAGenerator
+    from qgen.modeling import UniLMForQAGeneration
+
+    if task not in TASKS:
+        raise ValueError(f"task={task!r} is not one of {TASKS}")
+    if tokenize not in (*TOKENIZE_MODES, "auto"):
+        raise ValueError(f"tokenize={tokenize!r} is not one of {(*TOKENIZE_MODES, 'auto')}")
+    rows = load_squad(input_path)
+    sources = _group_sources(rows, task, max_samples)
+    if not sources:
+        raise ValueError(f"{input_path}: no question found")
+    if tokenize == "auto":
+        text = "".join(s["references"][0] for s in sources[:50])
+        cjk = len(re.findall(rf"[{_CJK}]", text))
+        tokenize = "char" if cjk > 0.3 * max(len(text), 1) else "word"
+
+    tok = AutoTokenizer.from_pretrained(model)
+    net = UniLMForQAGeneration.from_pretrained(model).eval()
+    generator = QAGenerator(net, tok, **generator_kwargs)
+    passages = [s["context"] for s in sources]
+    t0 = time.perf_counter()
+    if task == "qag":
+        pairs = generator.generate(passages, num_pairs=num_pairs, batch_size=batch_size)
+        results = {
+            "answer_validity": answer_validity(
+                [p for p, ps in zip(passages, pairs) for _ in ps],
+                [x["answer"] for ps in pairs for x in ps],
+            ),
+            **diversity(pairs, tokenize),
+        }
+        predictions = pairs
+    else:
+        answers = [s["answer"] for s in sources] if task == "qg" else None
+        predictions = generator.generate_questions(passages, answers, batch_size=batch_size)
+        results = compute_qg_metrics(
+            predictions, [s["references"] for s in sources], tokenize=tokenize, meteor=meteor
+        )
+    results["num_sources"] = len(sources)
+    results["seconds"] = time.perf_counter() - t0
+    results["tokenize"] = tokenize
+    if output:
+        with open(output, "w", encoding="utf-8") as f:
+            for source, pred in zip(sources, predictions):
+                key = "pairs" if task == "qag" else "prediction"
+                f.write(json.dumps({**source, key: pred}, ensure_ascii=False) + "\n")
+    return results
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``qgen evaluate``."""
+    parser.add_argument("--model", required=True, help="qgen model directory")
+    parser.add_argument(
+        "--input", required=True, help="SQuAD-format JSON/JSONL with gold questions"
+    )
+    parser.add_argument("--task", default="qg", choices=("qg", "sentence-qg", "qag"))
+    parser.add_argument("--max_samples", type=int, default=None, help="score the first N sources")
+    parser.add_argument("--output", default=None, help="write predictions as JSON lines")
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--num_pairs", type=int, default=3, help="qag: pairs per passage")
+    parser.add_argument("--tokenize", default="auto", choices=("auto", *TOKENIZE_MODES))
+    parser.add_argument("--no_meteor", action="store_true", help="skip METEOR (needs Java)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def cli_main(args: argparse.Namespace) -> dict[str, float]:
+    """Run ``qgen evaluate`` and print the metrics as one JSON object."""
+    from transformers import set_seed
+
+    set_seed(args.seed)
+    results = evaluate_model(
+        args.model,
+        args.input,
+        task=args.task,
+        max_samples=args.max_samples,
+        batch_size=args.batch_size,
+        num_pairs=args.num_pairs,
+        tokenize=args.tokenize,
+        meteor=not args.no_meteor,
+        output=args.output,
+    )
+    print(json.dumps(results, indent=1))
+    return results
