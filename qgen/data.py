@@ -1,0 +1,516 @@
+"""Data for the UniLM question generator: load SQuAD-format data, assemble source/target per task,
+cut long passages into windows, and pad batches.
+
+One model, three tasks (``TASKS``); ``|`` separates the source (segment 0) from the target
+(segment 1), and ``[CLS]`` / ``[SEP]`` are whatever the tokenizer uses (``<s>`` / ``</s>`` for
+SentencePiece vocabularies):
+
+* ``qag``: ``[CLS] passage [SEP] | answer [SEP] question [SEP]`` (end-to-end answer + question);
+* ``qg``: ``[CLS] passage [SEP] answer [SEP] | question [SEP]`` (answer-aware question generation);
+* ``sentence-qg``: ``[CLS] sentence [SEP] | question [SEP]`` (Du et al. 2017: the sentence that
+  holds the answer -> question).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+
+__all__ = [
+    "TASKS",
+    "QGenDataError",
+    "load_squad",
+    "build_features",
+    "encode_source",
+    "split_passage",
+    "split_sentences",
+    "answer_sentence_span",
+    "special_token_ids",
+    "UniLMCollator",
+]
+
+TASKS = ("qag", "qg", "sentence-qg")
+COLUMNS = ("id", "title", "context", "question", "answers")
+
+
+class QGenDataError(ValueError):
+    """Bad input data; the message names the file, line (or JSON path) and field."""
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _normalise_answers(answers: Any, where: str) -> dict[str, list]:
+    """SQuAD answers in any of the usual shapes -> ``{"text": [...], "answer_start": [...]}``."""
+    if answers is None:
+        return {"text": [], "answer_start": []}
+    if isinstance(answers, Mapping):  # flat (HF datasets) form
+        if "text" not in answers or "answer_start" not in answers:
+            raise QGenDataError(f"{where}: field 'answers' needs 'text' and 'answer_start'")
+        text, start = answers["text"], answers["answer_start"]
+        if isinstance(text, str):
+            text, start = [text], [start]
+        if len(text) != len(start):
+            raise QGenDataError(
+                f"{where}: field 'answers' has {len(text)} texts but {len(start)} starts"
+            )
+        pairs = list(zip(text, start))
+    elif isinstance(answers, list):  # nested SQuAD form: [{"text", "answer_start"}, ...]
+        pairs = []
+        for k, ans in enumerate(answers):
+            if not isinstance(ans, Mapping) or "text" not in ans or "answer_start" not in ans:
+                raise QGenDataError(
+                    f"{where}: field 'answers[{k}]' needs 'text' and 'answer_start'"
+                )
+            pairs.append((ans["text"], ans["answer_start"]))
+    else:
+        raise QGenDataError(
+            f"{where}: field 'answers' must be a list or a dict, got {type(answers).__name__}"
+        )
+    out = {"text": [], "answer_start": []}
+    for k, (text, start) in enumerate(pairs):
+        if not isinstance(text, str):
+            raise QGenDataError(
+                f"{where}: field 'answers.text[{k}]' must be a string, got {text!r}"
+            )
+        try:
+            start = int(start)
+        except (TypeError, ValueError):
+            raise QGenDataError(
+                f"{where}: field 'answers.answer_start[{k}]' must be an integer, got {start!r}"
+            ) from None
+        out["text"].append(text)
+        out["answer_start"].append(start)
+    return out
+
+
+def _fix_offsets(context: str, answers: dict[str, list]) -> dict[str, list]:
+    """Recompute answer starts that do not point at the answer (CMRC 2018 has a few): the
+    occurrence nearest to the given start; answers not in the context are dropped."""
+    out = {"text": [], "answer_start": []}
+    for text, start in zip(answers["text"], answers["answer_start"]):
+        if not text.strip():
+            continue
+        if context[start : start + len(text)] != text:
+            hits = [m.start() for m in re.finditer(re.escape(text), context)]
+            if not hits:
+                continue
+            start = min(hits, key=lambda h: abs(h - start))
+        out["text"].append(text)
+        out["answer_start"].append(start)
+    return out
+
+
+def _record(raw: Mapping, where: str, default_id: str, title: str = "") -> dict[str, Any]:
+    for name in ("context", "question"):
+        if name not in raw:
+            raise QGenDataError(f"{where}: missing field {name!r}")
+        if not isinstance(raw[name], str):
+            raise QGenDataError(
+                f"{where}: field {name!r} must be a string, got {type(raw[name]).__name__}"
+            )
+    if not raw["context"].strip():
+        raise QGenDataError(f"{where}: field 'context' is empty")
+    answers = _normalise_answers(raw.get("answers"), where)
+    return {
+        "id": str(raw.get("id", default_id)),
+        "title": str(raw.get("title", title) or ""),
+        "context": raw["context"],
+        "question": raw["question"],
+        "answers": _fix_offsets(raw["context"], answers),
+    }
+
+
+def _records_from_squad_json(obj: Mapping, path: str) -> list[dict]:
+    records = []
+    if not isinstance(obj.get("data"), list):
+        raise QGenDataError(f"{path}: field 'data' must be a list of articles")
+    for a, article in enumerate(obj["data"]):
+        if not isinstance(article, Mapping) or not isinstance(article.get("paragraphs"), list):
+            raise QGenDataError(f"{path}: data[{a}]: missing field 'paragraphs'")
+        title = article.get("title", "")
+        for p, para in enumerate(article["paragraphs"]):
+            where = f"{path}: data[{a}].paragraphs[{p}]"
+            if not isinstance(para, Mapping) or "context" not in para:
+                raise QGenDataError(f"{where}: missing field 'context'")
+            if not isinstance(para.get("qas"), list):
+                raise QGenDataError(f"{where}: missing field 'qas'")
+            for q, qa in enumerate(para["qas"]):
+                if not isinstance(qa, Mapping):
+                    raise QGenDataError(f"{where}.qas[{q}]: expected an object")
+                raw = {**qa, "context": para["context"]}
+                records.append(_record(raw, f"{where}.qas[{q}]", f"{a}-{p}-{q}", title))
+    return records
+
+
+def _records_from_jsonl(path: str) -> list[dict]:
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                raw = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise QGenDataError(f"{path}: line {n}: malformed JSON ({err.msg})") from None
+            if not isinstance(raw, Mapping):
+                raise QGenDataError(f"{path}: line {n}: expected a JSON object")
+            records.append(_record(raw, f"{path}: line {n}", f"line-{n}"))
+    return records
+
+
+def load_squad(source: str | Path | datasets.Dataset) -> datasets.Dataset:
+    """Load SQuAD-format data as a flat `datasets.Dataset`, one row per question.
+
+    Args:
+        source: a SQuAD JSON file (``{"data": [{"title", "paragraphs": [{"context", "qas"}]}]}``),
+            a JSON-lines file (one flat record per line: ``id, title, context, question,
+            answers{text, answer_start}``), a JSON file holding a list of such records, or a
+            `datasets.Dataset` with SQuAD columns.
+
+    Returns:
+        A Dataset with columns ``id, title, context, question, answers`` where ``answers`` is
+        ``{"text": [str], "answer_start": [int]}``. Answer starts that miss the answer text are
+        recomputed (nearest occurrence); answers absent from the context are dropped.
+
+    Raises:
+        QGenDataError: naming the file, line / JSON path and field of bad input.
+        FileNotFoundError: when the file does not exist.
+    """
+    if isinstance(source, datasets.Dataset):
+        missing = [c for c in ("context", "question", "answers") if c not in source.column_names]
+        if missing:
+            raise QGenDataError(f"dataset: missing column(s) {missing}; has {source.column_names}")
+        records = [_record(row, f"dataset: row {i}", f"row-{i}") for i, row in enumerate(source)]
+    else:
+        path = str(source)
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: no such file")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError:
+            obj = None  # not a single JSON document: read it as JSON lines
+        if isinstance(obj, Mapping) and "data" in obj:
+            records = _records_from_squad_json(obj, path)
+        elif isinstance(obj, list):
+            records = [_record(r, f"{path}: [{i}]", f"row-{i}") for i, r in enumerate(obj)]
+        else:
+            records = _records_from_jsonl(path)
+    if not records:
+        raise QGenDataError(f"{source}: no questions found")
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "title": datasets.Value("string"),
+            "context": datasets.Value("string"),
+            "question": datasets.Value("string"),
+            "answers": {
+                "text": datasets.List(datasets.Value("string")),
+                "answer_start": datasets.List(datasets.Value("int32")),
+            },
+        }
+    )
+    return datasets.Dataset.from_list(records, features=features)
+
+
+# --------------------------------------------------------------------------- text helpers
+
+_SENTENCE_END = re.compile(r"(?:[.!?](?=[\"'”’)\]]*\s)|[。！？；]|\n)[\"'”’)\]]*\s*")
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Character spans ``(start, end)`` of the sentences of ``text`` (English and Chinese
+    punctuation, and newlines). The spans cover the text without gaps."""
+    spans, start = [], 0
+    for m in _SENTENCE_END.finditer(text):
+        if m.end() > start:
+            spans.append((start, m.end()))
+            start = m.end()
+    if start < len(text):
+        spans.append((start, len(text)))
+    return spans or [(0, len(text))]
+
+
+def answer_sentence_span(context: str, answer_start: int, answer_end: int) -> tuple[int, int]:
+    """The span of the sentence(s) that hold ``context[answer_start:answer_end]``, stripped."""
+    spans = split_sentences(context)
+    first = next((s for s in spans if s[0] <= answer_start < s[1]), spans[0])
+    last = next((s for s in spans if s[0] < max(answer_end, answer_start + 1) <= s[1]), first)
+    start, end = first[0], max(first[1], last[1])
+    while end > start and context[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def special_token_ids(tokenizer) -> tuple[int, int]:
+    """``(cls_id, sep_id)`` from the tokenizer (``[CLS]``/``[SEP]`` or ``<s>``/``</s>``)."""
+    cls_id = (
+        tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+    )
+    sep_id = (
+        tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+    )
+    if cls_id is None or sep_id is None:
+        raise ValueError(
+            f"tokenizer {type(tokenizer).__name__} has no cls/bos or sep/eos token "
+            f"(cls_token={tokenizer.cls_token!r}, sep_token={tokenizer.sep_token!r})"
+        )
+    return cls_id, sep_id
+
+
+def _tokenize(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(
+            f"a fast tokenizer (with offsets) is required, got {type(tokenizer).__name__}"
+        )
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    return enc["input_ids"], [tuple(o) for o in enc["offset_mapping"]]
+
+
+def _ids(tokenizer, text: str, limit: int) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"][:limit]
+
+
+def _window(n: int, size: int, lo: int, hi: int) -> tuple[int, int]:
+    """A window of ``size`` token positions in ``[0, n)`` that holds ``[lo, hi)``, centred on it."""
+    if n <= size:
+        return 0, n
+    start = lo - (size - (hi - lo)) // 2
+    start = max(0, min(start, n - size))
+    return start, start + size
+
+
+def split_passage(
+    text: str, tokenizer, max_tokens: int, stride: int | None = None
+) -> list[tuple[int, int]]:
+    """Cut a passage into overlapping windows of at most ``max_tokens`` tokens.
+
+    Args:
+        text: the passage.
+        tokenizer: a fast tokenizer.
+        max_tokens: tokens per window (special tokens not counted).
+        stride: tokens shared by consecutive windows (``< max_tokens``).
+
+    Returns:
+        Character spans ``(start, end)``; ``text[start:end]`` is a window. One span covering the
+        whole text when it fits.
+    """
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be >= 1, got max_tokens={max_tokens}")
+    if stride is None:
+        stride = max_tokens // 4
+    if not 0 <= stride < max_tokens:
+        raise ValueError(f"stride must be in [0, max_tokens={max_tokens}), got stride={stride}")
+    ids, offsets = _tokenize(tokenizer, text)
+    if len(ids) <= max_tokens:
+        return [(0, len(text))]
+    spans, step = [], max_tokens - stride
+    for start in range(0, len(ids), step):
+        end = min(start + max_tokens, len(ids))
+        spans.append((offsets[start][0], offsets[end - 1][1]))
+        if end == len(ids):
+            break
+    return spans
+
+
+def encode_source(
+    tokenizer,
+    passage: str,
+    answer: str | None = None,
+    max_length: int = 384,
+    reserve: int = 0,
+    answer_span: tuple[int, int] | None = None,
+) -> tuple[list[int], tuple[int, int]]:
+    """Encode ``[CLS] passage [SEP]`` (or ``[CLS] passage [SEP] answer [SEP]`` when ``answer`` is
+    given), cutting the passage to fit ``max_length - reserve`` tokens.
+
+    Args:
+        tokenizer: a fast tokenizer.
+        passage: the passage text.
+        answer: the answer to put in the source (task ``qg``), or None.
+        max_length: budget for the whole sequence.
+        reserve: tokens kept free for the target.
+        answer_span: character span of the answer in ``passage``; the window keeps it.
+            Without it the window is the start of the passage.
+
+    Returns:
+        ``(ids, (char_start, char_end))``: the source ids and the character span of the passage
+        that made it into the window.
+    """
+    cls_id, sep_id = special_token_ids(tokenizer)
+    ids, offsets = _tokenize(tokenizer, passage)
+    extra = [] if answer is None else _ids(tokenizer, answer, max_length) + [sep_id]
+    budget = max_length - reserve - 2 - len(extra)
+    if budget < 1:
+        raise ValueError(
+            f"max_length={max_length} leaves no room for the passage "
+            f"(target reserve {reserve}, answer {len(extra)} tokens)"
+        )
+    lo = hi = 0
+    if answer_span is not None:
+        inside = [
+            k for k, (s, e) in enumerate(offsets) if s < answer_span[1] and e > answer_span[0]
+        ]
+        if inside:
+            lo, hi = inside[0], inside[-1] + 1
+    start, end = _window(len(ids), budget, lo, hi)
+    if not ids:
+        span = (0, 0)
+    else:
+        span = (offsets[start][0], offsets[end - 1][1])
+    return [cls_id] + ids[start:end] + [sep_id] + extra, span
+
+
+# --------------------------------------------------------------------------- features
+
+
+def _example_features(
+    row: Mapping,
+    tokenizer,
+    task: str,
+    max_length: int,
+    max_answer_length: int,
+    max_question_length: int,
+    training: bool,
+) -> dict[str, Any] | None:
+    answers = row["answers"]
+    if not answers["text"]:
+        return None  # nothing to learn from (e.g. SQuAD 2.0 unanswerable)
+    _, sep_id = special_token_ids(tokenizer)
+    answer, a_start = answers["text"][0], int(answers["answer_start"][0])
+    a_span = (a_start, a_start + len(answer))
+    passage = row["context"]
+    if task == "sentence-qg":
+        s, e = answer_sentence_span(passage, *a_span)
+        passage, a_span = passage[s:e], (a_span[0] - s, a_span[1] - s)
+    answer_ids = _ids(tokenizer, answer, max_answer_length)
+    question_ids = _ids(tokenizer, row["question"], max_question_length)
+    if task == "qag":
+        target = answer_ids + [sep_id] + question_ids + [sep_id]
+    else:
+        target = question_ids + [sep_id]
+    source, _ = encode_source(
+        tokenizer,
+        passage,
+        answer if task == "qg" else None,
+        max_length=max_length,
+        reserve=len(target),
+        answer_span=a_span,
+    )
+    if not training:
+        target = []
+    return {"input_ids": source + target, "token_type_ids": [0] * len(source) + [1] * len(target)}
+
+
+def build_features(
+    dataset: datasets.Dataset,
+    tokenizer,
+    task: str,
+    max_length: int = 384,
+    max_answer_length: int = 32,
+    max_question_length: int = 64,
+    training: bool = True,
+) -> datasets.Dataset:
+    """Tokenize SQuAD rows into UniLM features for ``task``.
+
+    Args:
+        dataset: rows as `load_squad` returns them (only the first answer of a row is used;
+            rows without an answer are skipped).
+        tokenizer: a fast tokenizer; its cls/sep (or bos/eos) tokens frame the segments.
+        task: one of ``TASKS``.
+        max_length: tokens per sequence, source + target. Longer passages are cut to a window
+            that holds the answer.
+        max_answer_length: cap on answer tokens (``[SEP]`` not counted).
+        max_question_length: cap on question tokens (``[SEP]`` not counted).
+        training: True: source + target (for the loss). False: the source only (for
+            generation / evaluation), keeping the original columns beside it.
+
+    Returns:
+        A Dataset with ``input_ids`` and ``token_type_ids`` (lists of ints; no padding). With
+        ``training=False`` it also keeps ``id, title, context, question, answers``.
+    """
+    if task not in TASKS:
+        raise ValueError(f"task={task!r} is not one of {TASKS}")
+    for name, value in (
+        ("max_length", max_length),
+        ("max_answer_length", max_answer_length),
+        ("max_question_length", max_question_length),
+    ):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {name}={value}")
+
+    def convert(batch: dict[str, list]) -> dict[str, list]:
+        out: dict[str, list] = {"input_ids": [], "token_type_ids": []}
+        keep = [] if training else [c for c in batch if c not in out]
+        for c in keep:
+            out[c] = []
+        for i in range(len(batch["context"])):
+            row = {c: batch[c][i] for c in batch}
+            feats = _example_features(
+                row, tokenizer, task, max_length, max_answer_length, max_question_length, training
+            )
+            if feats is None:
+                continue
+            for c in ("input_ids", "token_type_ids"):
+                out[c].append(feats[c])
+            for c in keep:
+                out[c].append(row[c])
+        return out
+
+    return dataset.map(
+        convert, batched=True, remove_columns=dataset.column_names, desc=f"features ({task})"
+    )
+
+
+# --------------------------------------------------------------------------- batching
+
+
+@dataclass
+class UniLMCollator:
+    """Pad UniLM features to the longest row of the batch (right padding).
+
+    Returns ``input_ids`` (padded with the tokenizer's pad id), ``token_type_ids`` (padded with
+    0), ``attention_mask`` and ``labels``: the *unshifted* ``input_ids`` with -100 on every
+    non-target token (source and padding); `UniLMForQAGeneration` shifts them. Other keys of the
+    features are ignored.
+
+    Args:
+        tokenizer: gives ``pad_token_id``.
+        pad_to_multiple_of: round the padded length up to a multiple of this (or None).
+    """
+
+    tokenizer: Any
+    pad_to_multiple_of: int | None = None
+
+    def __call__(self, features: list[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        pad_id = self.tokenizer.pad_token_id
+        if pad_id is None:
+            raise ValueError(f"tokenizer {type(self.tokenizer).__name__} has no pad token")
+        length = max(len(f["input_ids"]) for f in features)
+        if self.pad_to_multiple_of:
+            length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        batch = len(features)
+        input_ids = torch.full((batch, length), pad_id, dtype=torch.long)
+        token_type_ids = torch.zeros((batch, length), dtype=torch.long)
+        attention_mask = torch.zeros((batch, length), dtype=torch.long)
+        for i, f in enumerate(features):
+            n = len(f["input_ids"])
+            input_ids[i, :n] = torch.as_tensor(f["input_ids"], dtype=torch.long)
+            token_type_ids[i, :n] = torch.as_tensor(f["token_type_ids"], dtype=torch.long)
+            attention_mask[i, :n] = 1
+        labels = input_ids.masked_fill((token_type_ids == 0) | (attention_mask == 0), -100)
+        return {
+            "input_ids": input_ids,
+            "token_type_ids": token_type_ids,
+            "attention_mask": attention_mask,
+            "labels": labels,
+        }
