@@ -1,0 +1,168 @@
+"""The self-terminating layer: bound on p(eos), normalisation, eos anywhere, incremental ==
+full sequence, and greedy / consistent decoding through `decoding.decode` stop in time."""
+
+import math
+
+import pytest
+import torch
+
+from decoding import DecodingConfig, decode
+from decoding.lm import (
+    GPT2LanguageModel,
+    LMStepModel,
+    LSTMLanguageModel,
+    LSTMLMConfig,
+    context_mask_for,
+)
+from decoding.self_terminating import (
+    SelfTerminatingHead,
+    greedy_stop_bound,
+    self_terminating_log_probs,
+)
+
+V, H = 13, 8
+
+
+def _head(eos: int, eps: float) -> SelfTerminatingHead:
+    return SelfTerminatingHead(torch.nn.Linear(H, V), eos_token_id=eos, epsilon=eps)
+
+
+@pytest.mark.parametrize("eos", [0, 5, V - 1])
+@pytest.mark.parametrize("eps", [1e-1, 1e-2, 1e-3])
+def test_eos_lower_bound_and_normalised(eos, eps):
+    hidden = torch.randn(4, 60, H) * 4  # large hidden states: extreme logits
+    log_probs, _ = _head(eos, eps)(hidden)
+    probs = log_probs.exp()
+    torch.testing.assert_close(probs.sum(-1), torch.ones(4, 60))
+    t = torch.arange(60, dtype=torch.float64)
+    bound = 1 - (1 - eps) ** (t + 1)
+    assert (probs[..., eos].double() >= bound - 1e-6).all()
+
+
+def test_eos_probability_is_monotone_and_not_tied_to_last_index():
+    log_probs, _ = _head(eos=2, eps=1e-2)(torch.randn(3, 30, H))
+    p_eos = log_probs[..., 2].exp()
+    assert (p_eos[:, 1:] >= p_eos[:, :-1] - 1e-6).all()
+    # the last column is an ordinary token, not the end token
+    assert not torch.allclose(log_probs[..., V - 1].exp(), p_eos)
+
+
+def test_matches_reference_formula_when_eos_is_last():
+    """Same numbers as the reference ``RNNLanguageModelST.forward`` (eos last, no context)."""
+    eps = 1e-2
+    logits = torch.randn(2, 7, V)
+    ours, _ = self_terminating_log_probs(logits, V - 1, eps)
+    beta = torch.clamp((1 - eps) * torch.sigmoid(logits[..., -1:]), min=1e-10)
+    p_eos = 1 - torch.exp(torch.cumsum(torch.log(beta), 1))
+    prev = torch.cat([torch.zeros(2, 1, 1), p_eos], 1)[:, :-1]
+    alpha = torch.clamp(beta * (1 - prev), min=1e-10)
+    ps = torch.cat([alpha * torch.softmax(logits[..., :-1], -1), p_eos], -1).clamp(min=1e-10)
+    ref = torch.log(ps / ps.sum(-1, keepdim=True))
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_incremental_equals_full_sequence():
+    head = _head(eos=4, eps=1e-2)
+    hidden = torch.randn(2, 25, H)
+    mask = context_mask_for(25, 5, 2, hidden.device)
+    full, full_sum = head(hidden, None, mask)
+    parts, past = [], None
+    for lo, hi in ((0, 7), (7, 8), (8, 25)):
+        lp, past = head(hidden[:, lo:hi], past, mask[:, lo:hi])
+        parts.append(lp)
+    torch.testing.assert_close(torch.cat(parts, 1), full, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(past, full_sum)
+
+
+def test_context_steps_have_no_eos_mass():
+    lp, log_sum = _head(eos=1, eps=1e-2)(
+        torch.randn(2, 8, H), None, context_mask_for(8, 5, 2, "cpu")
+    )
+    assert (lp[:, :5, 1].exp() < 1e-8).all()
+    assert (lp[:, 5:, 1].exp() > 0).all()
+    assert log_sum.shape == (2,)
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="epsilon"):
+        SelfTerminatingHead(torch.nn.Linear(H, V), eos_token_id=1, epsilon=0.0)
+    with pytest.raises(ValueError, match="eos_token_id"):
+        self_terminating_log_probs(torch.randn(1, 2, V), V, 1e-2)
+
+
+def test_greedy_stop_bound_values():
+    assert greedy_stop_bound(1e-2) == 69
+    assert greedy_stop_bound(1e-3) == 693
+    assert greedy_stop_bound(0.5) == 1
+
+
+def _models(eps: float, eos: int):
+    lstm = LSTMLanguageModel(LSTMLMConfig(V, eos, hidden_size=16, st_epsilon=eps, context_length=4))
+    gpt = GPT2LanguageModel.from_sizes(
+        V, eos, eps, n_layer=1, n_embd=16, n_head=2, n_positions=128, st_context_length=4
+    )
+    return {"lstm": lstm, "gpt2": gpt}
+
+
+@pytest.mark.parametrize("arch", ["lstm", "gpt2"])
+def test_step_model_matches_full_forward(arch):
+    model = _models(1e-2, 3)[arch].eval()
+    ids = torch.randint(4, V, (3, 9))
+    sm = LMStepModel(model)
+    state = sm.reorder(sm.start(ids[:, :5]), torch.tensor([0, 1, 2]))
+    for t in range(5, 10):
+        step_lp, state = sm.step(ids[:, :t], state)
+        mask = context_mask_for(t, 4, 3, "cpu")
+        full = model.incremental(ids[:, :t], None, None, mask)[0][:, -1]
+        torch.testing.assert_close(step_lp, full, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["lstm", "gpt2"])
+@pytest.mark.parametrize("eps", [0.1, 0.02])
+def test_greedy_stops_within_bound_for_any_weights(arch, eps):
+    model = _models(eps, eos=2)[arch]
+    bound = greedy_stop_bound(eps)
+    prompts = torch.randint(3, V, (6, 5))
+    out = decode(
+        LMStepModel(model), prompts, DecodingConfig(max_new_tokens=bound + 10, eos_token_id=2)
+    )
+    assert out.finished.all()
+    assert int(out.lengths.max()) <= bound
+
+
+@pytest.mark.parametrize("eps", [0.1, 0.02])
+def test_greedy_bound_is_tight_in_the_worst_case(eps):
+    """End-token logit +50 (beta = 1 - eps at every step) and one dominant ordinary token:
+    greedy keeps that token until p(eos) > 0.5, i.e. exactly the bound."""
+    model = _models(eps, eos=2)["lstm"]
+    with torch.no_grad():
+        model.proj.bias[2] = 50.0
+        model.proj.bias[5] = 50.0
+    bound = greedy_stop_bound(eps)
+    out = decode(
+        LMStepModel(model),
+        torch.randint(3, V, (4, 5)),
+        DecodingConfig(max_new_tokens=bound + 10, eos_token_id=2),
+    )
+    assert out.finished.all()
+    assert out.lengths.tolist() == [bound] * 4
+
+
+def test_consistent_sampling_terminates_with_st():
+    model = _models(0.05, eos=2)["gpt2"]
+    cfg = DecodingConfig(
+        strategy="sample", top_k=2, consistent=True, max_new_tokens=60, eos_token_id=2, seed=0
+    )
+    out = decode(LMStepModel(model), torch.randint(3, V, (8, 5)), cfg)
+    assert out.finished.all()
+    # (1 - 0.05)^(60*61/2) ~ 1e-41: not terminating would be a bug, not bad luck
+    assert math.log(0.95) * 60 * 61 / 2 < -90
+
+
+def test_beam_search_on_st_model_runs():
+    model = _models(0.1, eos=2)["lstm"]
+    cfg = DecodingConfig(
+        strategy="beam", num_beams=3, max_new_tokens=40, eos_token_id=2, early_stopping=True
+    )
+    out = decode(LMStepModel(model), torch.randint(3, V, (2, 5)), cfg)
+    assert out.finished.all()
