@@ -7,6 +7,7 @@ the exact batch Wasserstein-1 distance used to check what the critics estimate.
 from .data import (
     TOY_DISTRIBUTIONS,
     ToySpec,
+    dataset_array,
     load_digits_dataset,
     register_toy,
     sample_toy,
@@ -38,6 +39,7 @@ from .wgan_trainer import WGANTrainer, WGANTrainingArguments
 __all__ = [
     "TOY_DISTRIBUTIONS",
     "ToySpec",
+    "dataset_array",
     "load_digits_dataset",
     "register_toy",
     "sample_toy",

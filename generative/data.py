@@ -22,6 +22,7 @@ __all__ = [
     "sample_toy",
     "toy_dataset",
     "load_digits_dataset",
+    "dataset_array",
 ]
 
 
@@ -122,3 +123,8 @@ def load_digits_dataset(split: str = "all", test_fraction: float = 0.2, seed: in
         keep = train_idx if split == "train" else test_idx
         x, y = x[keep], y[keep]
     return Dataset.from_dict({"x": x.tolist(), "label": y.tolist()}).with_format("torch")
+
+
+def dataset_array(ds: Dataset, column: str = "x") -> np.ndarray:
+    """A whole column as one numpy array, e.g. (N, D) for ``x``."""
+    return np.asarray(ds.with_format("numpy")[:][column])

@@ -25,7 +25,7 @@ def _as_2d_numpy(x: ArrayLike, name: str) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 0:
         raise ValueError(f"{name} must have a batch dimension, got a scalar")
-    return x.reshape(x.shape[0], -1)
+    return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
 
 
 def pairwise_l2(x: ArrayLike, y: ArrayLike) -> np.ndarray:
