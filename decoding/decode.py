@@ -109,7 +109,8 @@ def generate_kwargs(config: DecodingConfig) -> dict[str, Any]:
     """Keyword arguments that make HF ``model.generate`` decode like ``decode(config)``.
 
     HF's own default warpers are switched off (``top_k=0``, ``top_p=1.0``,
-    ``temperature=1.0``); for ``consistent=True`` the temperature and consistent top-k/top-p
+    ``temperature=1.0``), as are forced bos/eos tokens a model's ``generation_config`` may
+    set; for ``consistent=True`` the temperature and consistent top-k/top-p
     go in ``logits_processor`` in our order, so they are the only filters.
     """
     sample = config.strategy == "sample"
@@ -126,6 +127,10 @@ def generate_kwargs(config: DecodingConfig) -> dict[str, Any]:
         "no_repeat_ngram_size": config.no_repeat_ngram_size,
         "num_return_sequences": config.num_return_sequences,
         "use_cache": config.use_cache,
+        # Neutralise processors a model's generation_config may switch on (BART: forced eos).
+        "min_length": 0,
+        "forced_bos_token_id": None,
+        "forced_eos_token_id": None,
     }
     if not sample:
         return kwargs
