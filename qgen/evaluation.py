@@ -226,7 +226,7 @@ def _group_sources(rows: Sequence[dict], task: str, max_samples: int | None) -> 
     ``qg``: a source is (passage, answer); ``sentence-qg``: the sentence holding the answer;
     ``qag``: the passage (its gold questions are kept for reference only).
     """
-    from qgen.data import answer_sentence
+    from qgen.data import answer_sentence_span
 
     groups: dict[tuple, dict] = {}
     for row in rows:
@@ -236,7 +236,8 @@ def _group_sources(rows: Sequence[dict], task: str, max_samples: int | None) -> 
             key = (row["context"], answer.strip().lower())
             source = {"context": row["context"], "answer": answer, "answer_start": start}
         elif task == "sentence-qg":
-            sentence = answer_sentence(row["context"], start, answer)
+            lo, hi = answer_sentence_span(row["context"], start, start + len(answer))
+            sentence = row["context"][lo:hi]
             key = (sentence,)
             source = {"context": sentence}
         else:

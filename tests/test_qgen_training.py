@@ -1,0 +1,102 @@
+"""Smoke runs of the training script on a tiny model: train, checkpoint, resume, reload."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from qgen.modeling import UniLMForQAGeneration
+from qgen.testing import tiny_unilm_model, tiny_wordpiece_tokenizer
+from qgen.training import DataArguments, QGTrainingArguments, split_by_context
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "qgen" / "resources" / "sample_squad.json"
+sys.path.insert(0, str(REPO / "scripts"))
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path) -> str:
+    """A tiny random BERT-shaped checkpoint with its tokenizer, saved like a downloaded model."""
+    path = tmp_path / "tiny-bert"
+    tokenizer = tiny_wordpiece_tokenizer()
+    vocab_size = max(tokenizer.get_vocab().values()) + 1  # robust to duplicate vocab lines
+    tiny_unilm_model(vocab_size=vocab_size).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def _argv(model, out, *extra):
+    return [
+        "--model_name_or_path", model, "--train_file", str(SAMPLE), "--output_dir", str(out),
+        "--per_device_train_batch_size", "4", "--max_train_samples", "8", "--max_length", "96",
+        "--save_steps", "2", "--logging_steps", "1", "--use_cpu", "--seed", "0",
+        "--dataloader_num_workers", "0", "--report_to", "none", *extra,
+    ]  # fmt: skip
+
+
+def test_train_then_resume_and_reload(tiny_checkpoint, tmp_path):
+    import train_qag
+
+    out = tmp_path / "run"
+    metrics = train_qag.main(
+        _argv(
+            tiny_checkpoint, out, "--max_steps", "2", "--validation_split", "0.2", "--task", "qag"
+        )
+    )
+    assert metrics["train_samples"] > 0 and metrics["eval_loss"] > 0
+    assert (out / "checkpoint-2").is_dir() and (out / "heldout.jsonl").is_file()
+    held = [json.loads(line) for line in open(out / "heldout.jsonl")]
+    assert held and {"context", "question", "answers"} <= set(held[0])
+
+    metrics = train_qag.main(
+        _argv(tiny_checkpoint, out, "--max_steps", "4", "--resume_from_checkpoint", "latest")
+    )
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+    assert (out / "checkpoint-4").is_dir()
+    model = UniLMForQAGeneration.from_pretrained(out)  # a qgen model directory
+    assert model.config.model_type == "qgen-unilm"
+    assert os.path.isfile(out / "tokenizer_config.json")
+
+
+@pytest.mark.parametrize("task", ["qg", "sentence-qg"])
+def test_other_tasks_smoke(tiny_checkpoint, tmp_path, task):
+    import train_qag
+
+    metrics = train_qag.main(
+        _argv(tiny_checkpoint, tmp_path / task, "--max_steps", "1", "--task", task)
+    )
+    assert metrics["train_loss"] > 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"task": "summarise"}, "task"),
+        ({"validation_split": 1.0}, "validation_split"),
+        ({"max_length": 0}, "max_length"),
+        ({"max_train_samples": 0}, "max_train_samples"),
+    ],
+)
+def test_data_arguments_validate(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        DataArguments(train_file="x.json", **kwargs)
+
+
+def test_mixed_precision_validated(tmp_path):
+    with pytest.raises(ValueError, match="mixed_precision"):
+        QGTrainingArguments(output_dir=str(tmp_path), mixed_precision="fp8")
+    args = QGTrainingArguments(output_dir=str(tmp_path), use_cpu=True)
+    assert not args.bf16 and not args.fp16
+
+
+def test_split_by_context_keeps_passages_apart():
+    from qgen.data import load_squad
+
+    ds = load_squad(str(SAMPLE))
+    train, held = split_by_context(ds, 0.25, seed=1)
+    assert len(train) + len(held) == len(ds)
+    assert not set(train["context"]) & set(held["context"])
+    assert len(set(held["context"])) == round(0.25 * len(set(ds["context"])))
