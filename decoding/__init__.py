@@ -1,6 +1,7 @@
 """Consistent decoding for HF models: processors, greedy/sampling/beam loops, the
 self-terminating output layer, and non-termination / repetition metrics."""
 
+from . import metrics
 from .adapters import HFCausalLMAdapter, HFEncoderDecoderAdapter, as_step_model
 from .config import DecodingConfig, DecodingOutput
 from .decode import STRATEGY_REGISTRY, decode, generate_kwargs, register_strategy
@@ -18,6 +19,7 @@ from .processors import (
     register,
 )
 from .protocol import StepModel
+from .self_terminating import SelfTerminatingHead
 
 __all__ = [
     "PROCESSORS",
@@ -42,3 +44,4 @@ __all__ = [
     "register",
     "register_strategy",
 ]
+__all__ += ["SelfTerminatingHead", "metrics"]
