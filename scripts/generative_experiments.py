@@ -1,0 +1,24 @@
+"""VAE / WGAN / exact-W1 experiments of docs/generative.md.
+
+    python scripts/generative_experiments.py --quick          # seconds, for CI
+    OMP_NUM_THREADS=1 python scripts/generative_experiments.py --out_dir runs/generative \
+        --img_dir docs/img                                     # the full run (see the doc)
+"""
+
+from transformers import HfArgumentParser, set_seed
+
+from generative.experiments import ExperimentConfig, run_experiments
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    (cfg,) = HfArgumentParser(ExperimentConfig).parse_args_into_dataclasses(args=argv)
+    set_seed(cfg.seed)
+    rows = run_experiments(cfg)
+    for row in rows:
+        if row["part"] == "timing":
+            print(f"{row['name']}: {row['seconds']} s")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
