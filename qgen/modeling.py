@@ -62,7 +62,9 @@ def unilm_attention_mask(
         ``(B, 1, L, L)`` float: 0 where query ``i`` may attend to key ``j``, the dtype's minimum
         elsewhere. The form that BERT's eager and SDPA attention both accept as a prepared 4-D mask.
     """
-    idx = torch.cumsum(token_type_ids.long(), dim=1)  # (B, L)
+    # Padding does not advance the target count, so padding may sit anywhere (with explicit
+    # position ids), e.g. between a padded source and the target during generation.
+    idx = torch.cumsum(token_type_ids.long() * attention_mask.long(), dim=1)  # (B, L)
     allowed = idx[:, None, :] <= idx[:, :, None]  # (B, Lq, Lk): key idx <= query idx
     allowed = allowed & attention_mask.bool()[:, None, :]
     mask = torch.zeros(allowed.shape, dtype=dtype, device=token_type_ids.device)

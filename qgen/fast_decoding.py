@@ -1,0 +1,231 @@
+"""Token-by-token decoding of `UniLMForQAGeneration` through `decoding.StepModel`.
+
+Under the UniLM mask the keys and values of a position depend only on the positions it may
+attend to: source positions never see the target, and each target position sees the source and
+the earlier targets. So the keys/values computed once for the prompt stay exact while the target
+grows, and each new token needs only **one** position run through the layers, attending to the
+cached keys/values of every earlier position (the same argument as a decoder-only KV cache).
+
+``use_cache=False`` is the bert4keras way: re-encode the whole sequence at every step. It is
+kept as the reference (tests check cached == uncached) and as the benchmark baseline.
+
+Prompts may be padded *inside*: ``[CLS] passage [SEP] <pad>... answer [SEP] <pad>...`` is fine
+(stage 2 of QA generation: every row's source padded to one width, then its answer). Position
+ids come from the attention mask, so every real token gets the position it had in training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .modeling import UniLMForQAGeneration, unilm_attention_mask
+
+__all__ = ["UniLMState", "UniLMStepModel"]
+
+
+def _select(x: torch.Tensor | None, index: torch.Tensor) -> torch.Tensor | None:
+    return None if x is None else x.index_select(0, index.to(x.device))
+
+
+@dataclass
+class UniLMState:
+    """State of `UniLMStepModel` for ``N`` rows.
+
+    Attributes:
+        cache: per layer, ``(keys, values)`` of every position read so far, each
+            ``(N, heads, seen, d)`` (``None`` without caching).
+        attention_mask: ``(N, seen)`` 1 on real tokens (prompt padding 0, generated tokens 1).
+        token_type_ids: ``(N, seen)`` segments of the tokens read so far.
+        next_position: ``(N,)`` position id of the next token.
+        seen: number of columns of the sequence read so far.
+        logits: ``(N, V)`` next-token logits from the prompt, not yet returned by ``step``.
+    """
+
+    cache: list[tuple[torch.Tensor, torch.Tensor]] | None
+    attention_mask: torch.Tensor
+    token_type_ids: torch.Tensor
+    next_position: torch.Tensor
+    seen: int
+    logits: torch.Tensor | None = None
+
+
+def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that skip padding: the k-th real token of a row gets position k."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def _last_rows_mask(
+    token_type_ids: torch.Tensor, attention_mask: torch.Tensor, rows: int, dtype: torch.dtype
+) -> torch.Tensor:
+    """The last ``rows`` query rows of `unilm_attention_mask`: ``(N, 1, rows, seen)``,
+    without building the whole ``seen x seen`` mask."""
+    idx = torch.cumsum(token_type_ids.long() * attention_mask.long(), dim=1)  # (N, seen)
+    allowed = (idx[:, None, :] <= idx[:, -rows:, None]) & attention_mask.bool()[:, None, :]
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=idx.device)
+    return mask.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
+
+
+def _cached_layer(layer, hidden: torch.Tensor, mask: torch.Tensor, past):
+    """One `BertLayer` (eval mode) over ``hidden`` ``(N, q, H)`` with cached keys/values.
+
+    The same arithmetic as BERT's layer -- self-attention, output projection + residual +
+    LayerNorm, feed-forward + residual + LayerNorm -- written out so that the keys/values can
+    be kept without the per-call overhead of the generic cache machinery.
+    """
+    att = layer.attention.self
+    n, q, _ = hidden.shape
+    shape = (n, q, att.num_attention_heads, att.attention_head_size)
+    query = att.query(hidden).view(shape).transpose(1, 2)  # (N, heads, q, d)
+    key = att.key(hidden).view(shape).transpose(1, 2)
+    value = att.value(hidden).view(shape).transpose(1, 2)
+    if past is not None:
+        key = torch.cat([past[0], key], dim=2)  # (N, heads, seen + q, d)
+        value = torch.cat([past[1], value], dim=2)
+    context = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=att.scaling)
+    context = context.transpose(1, 2).reshape(n, q, -1)  # (N, q, H)
+    attention = layer.attention.output(context, hidden)
+    out = layer.output(layer.intermediate(attention), attention)
+    return out, (key, value)
+
+
+class UniLMStepModel:
+    """`decoding.StepModel` for `UniLMForQAGeneration`; every new token goes into segment 1.
+
+    Args:
+        model: the UniLM model (put in eval mode by the caller).
+        use_cache: True: encode the prompt once and run one position per new token over cached
+            keys/values. False: re-encode the whole sequence at every step (naive baseline).
+        full_head: with ``use_cache=False``, also apply the LM head at every position before
+            taking the last one, exactly like bert4keras's decoder (whose model outputs the
+            whole sequence's probabilities). Default False: the head at the last position only.
+    """
+
+    def __init__(
+        self, model: UniLMForQAGeneration, use_cache: bool = True, full_head: bool = False
+    ):
+        if use_cache and full_head:
+            raise ValueError("full_head=True applies to the naive decoder only (use_cache=False)")
+        self.model = model
+        self.use_cache = use_cache
+        self.full_head = full_head
+
+    # ------------------------------------------------------------------ internals
+    def _run(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor,
+        position_ids: torch.Tensor,
+        mask: torch.Tensor,
+        cache: list[tuple[torch.Tensor, torch.Tensor]] | None,
+    ) -> torch.Tensor:
+        """Embeddings + encoder layers for the given positions; returns ``(N, q, H)``.
+
+        With ``cache`` (a list with one ``(keys, values)`` per layer, each ``(N, heads, seen,
+        d)``), the positions attend to the cached ones too and their keys/values are appended.
+        Without it this is BERT's own encoder (the reference path).
+        """
+        bert = self.model.bert
+        hidden = bert.embeddings(
+            input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids
+        )
+        if cache is None:
+            return bert.encoder(hidden, attention_mask=mask).last_hidden_state
+        for i, layer in enumerate(bert.encoder.layer):
+            hidden, kv = _cached_layer(layer, hidden, mask, cache[i] if i < len(cache) else None)
+            if i < len(cache):
+                cache[i] = kv
+            else:
+                cache.append(kv)
+        return hidden
+
+    def _encode_all(self, state: UniLMState, input_ids: torch.Tensor) -> torch.Tensor:
+        """Encode the whole sequence under the UniLM mask; logits ``(N, V)`` of its next token."""
+        dtype = self.model.bert.embeddings.word_embeddings.weight.dtype
+        mask = unilm_attention_mask(state.token_type_ids, state.attention_mask, dtype=dtype)
+        hidden = self._run(
+            input_ids, state.token_type_ids, _positions(state.attention_mask), mask, state.cache
+        )
+        # The next token is predicted by the last *real* position of each row.
+        last = state.attention_mask.shape[1] - 1 - state.attention_mask.flip(-1).long().argmax(-1)
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        if self.full_head:
+            return self.model.lm_head(hidden)[rows, last].float()
+        return self.model.lm_head(hidden[rows, last]).float()
+
+    # ------------------------------------------------------------------ protocol
+    def start(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> UniLMState:
+        """Read the prompt.
+
+        Args:
+            input_ids: ``(B, T0)`` prompt: ``[CLS] source [SEP]`` and optionally the start of
+                the target; padding anywhere, marked by ``attention_mask``.
+            attention_mask: ``(B, T0)`` 1 on real tokens (default: all ones).
+            token_type_ids: ``(B, T0)`` 0 on the source, 1 on a target prefix (default: zeros).
+        """
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        attention_mask = attention_mask.long()
+        state = UniLMState(
+            cache=[] if self.use_cache else None,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids.long(),
+            next_position=attention_mask.sum(-1),
+            seen=input_ids.shape[1],
+        )
+        state.logits = self._encode_all(state, input_ids)
+        if not self.use_cache:
+            state.logits = None  # the naive way recomputes it in `step`
+        return state
+
+    def step(
+        self, input_ids: torch.LongTensor, state: UniLMState
+    ) -> tuple[torch.Tensor, UniLMState]:
+        """Logits ``(N, V)`` of the token after ``input_ids``; the cached model reads only
+        the columns it has not seen."""
+        if state.logits is not None:
+            logits, state.logits = state.logits, None
+            return logits, state
+        n, new = input_ids.shape[0], input_ids.shape[1] - state.seen
+        if new > 0:
+            ones = state.attention_mask.new_ones(n, new)
+            state.attention_mask = torch.cat([state.attention_mask, ones], dim=-1)
+            state.token_type_ids = torch.cat([state.token_type_ids, ones], dim=-1)
+        state.seen = input_ids.shape[1]
+        if not self.use_cache:
+            return self._encode_all(state, input_ids), state
+        if new == 0:
+            raise ValueError(
+                "step() called without a new token after the prompt logits were returned"
+            )
+        positions = state.next_position[:, None] + torch.arange(new, device=input_ids.device)
+        state.next_position = state.next_position + new
+        # New target tokens see every real earlier position and each other causally.
+        dtype = self.model.bert.embeddings.word_embeddings.weight.dtype
+        mask = _last_rows_mask(state.token_type_ids, state.attention_mask, new, dtype)
+        hidden = self._run(
+            input_ids[:, -new:], state.token_type_ids[:, -new:], positions, mask, state.cache
+        )
+        return self.model.lm_head(hidden[:, -1]).float(), state
+
+    def reorder(self, state: UniLMState, index: torch.LongTensor) -> UniLMState:
+        """Select rows (expand for beams/samples, or follow beams); the cache in place."""
+        if state.cache is not None:
+            index = index.to(state.attention_mask.device)
+            state.cache = [
+                (k.index_select(0, index), v.index_select(0, index)) for k, v in state.cache
+            ]
+        state.attention_mask = _select(state.attention_mask, index)
+        state.token_type_ids = _select(state.token_type_ids, index)
+        state.next_position = _select(state.next_position, index)
+        state.logits = _select(state.logits, index)
+        return state

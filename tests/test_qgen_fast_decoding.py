@@ -1,0 +1,110 @@
+"""UniLMStepModel: the cached decoder is exact (same tokens and logits as re-encoding)."""
+
+import pytest
+import torch
+
+from decoding import DecodingConfig, StepModel, decode
+from qgen.fast_decoding import UniLMStepModel
+from qgen.testing import tiny_unilm_model
+
+EOS = 3
+
+
+def _prompt():
+    """Three rows: full, right-padded, and one with a 2-token target prefix."""
+    g = torch.Generator().manual_seed(2)
+    ids = torch.randint(5, 99, (3, 12), generator=g)
+    am = torch.ones_like(ids)
+    am[1, 9:] = 0
+    ids[1, 9:] = 0
+    tt = torch.zeros_like(ids)
+    tt[2, 10:] = 1
+    return ids, am, tt
+
+
+class Recorder:
+    """Wrap a step model and keep every logits tensor it returns."""
+
+    def __init__(self, inner):
+        self.inner, self.logits = inner, []
+
+    def start(self, input_ids, **kw):
+        return self.inner.start(input_ids, **kw)
+
+    def step(self, input_ids, state):
+        logits, state = self.inner.step(input_ids, state)
+        self.logits.append(logits)
+        return logits, state
+
+    def reorder(self, state, index):
+        return self.inner.reorder(state, index)
+
+
+def test_is_a_step_model():
+    assert isinstance(UniLMStepModel(tiny_unilm_model()), StepModel)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(strategy="greedy"),
+        dict(strategy="beam", num_beams=3),
+        dict(strategy="sample", top_p=0.9, consistent=True, seed=3, num_return_sequences=2),
+    ],
+)
+def test_cached_equals_uncached(kwargs):
+    model = tiny_unilm_model()
+    ids, am, tt = _prompt()
+    config = DecodingConfig(max_new_tokens=12, eos_token_id=EOS, **kwargs)
+    runs = []
+    for use_cache in (True, False):
+        rec = Recorder(UniLMStepModel(model, use_cache=use_cache))
+        out = decode(rec, ids, config, attention_mask=am, token_type_ids=tt)
+        runs.append((out, rec.logits))
+    (a, la), (b, lb) = runs
+    assert torch.equal(a.sequences, b.sequences)
+    assert torch.allclose(a.scores, b.scores, atol=1e-4)
+    assert len(la) == len(lb)
+    for x, y in zip(la, lb):
+        assert torch.allclose(x, y, atol=1e-4)
+
+
+def test_naive_full_head_matches():
+    model = tiny_unilm_model()
+    ids, am, tt = _prompt()
+    config = DecodingConfig(max_new_tokens=6, eos_token_id=EOS)
+    a = decode(UniLMStepModel(model), ids, config, attention_mask=am, token_type_ids=tt)
+    b = decode(
+        UniLMStepModel(model, use_cache=False, full_head=True),
+        ids,
+        config,
+        attention_mask=am,
+        token_type_ids=tt,
+    )
+    assert torch.equal(a.sequences, b.sequences)
+    with pytest.raises(ValueError, match="full_head"):
+        UniLMStepModel(model, use_cache=True, full_head=True)
+
+
+def test_step_logits_equal_the_training_forward():
+    """The logits the decoder sees are the ones the model is trained on (teacher forcing)."""
+    model = tiny_unilm_model()
+    ids, am, tt = _prompt()
+    rec = Recorder(UniLMStepModel(model))
+    config = DecodingConfig(max_new_tokens=5, eos_token_id=None)
+    out = decode(rec, ids[:1], config, attention_mask=am[:1], token_type_ids=tt[:1])
+    seq = out.sequences  # (1, 12 + 5)
+    full_tt = torch.cat([tt[:1], torch.ones(1, 5, dtype=torch.long)], dim=1)
+    full = model(seq, token_type_ids=full_tt, full_logits=True).logits  # (1, 17, V)
+    for t, logits in enumerate(rec.logits):
+        assert torch.allclose(logits[0], full[0, 11 + t], atol=1e-4)
+
+
+def test_padding_inside_the_prompt_is_transparent():
+    """A row decoded alone gives the same tokens as in a padded batch."""
+    model = tiny_unilm_model()
+    ids, am, tt = _prompt()
+    config = DecodingConfig(max_new_tokens=8, eos_token_id=None)
+    batched = decode(UniLMStepModel(model), ids, config, attention_mask=am, token_type_ids=tt)
+    alone = decode(UniLMStepModel(model), ids[1:2, :9], config, token_type_ids=tt[1:2, :9])
+    assert torch.equal(batched.sequences[1, 12:], alone.sequences[0, 9:])
