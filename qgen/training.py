@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 
 import datasets
 import torch
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from qgen.data import TASKS, UniLMCollator, build_features, load_squad
@@ -31,6 +32,7 @@ __all__ = [
     "ModelArguments",
     "DataArguments",
     "QGTrainingArguments",
+    "TimeBudgetCallback",
     "load_training_data",
     "split_by_context",
     "train",
@@ -108,8 +110,17 @@ class QGTrainingArguments(_TrainingArguments):
     learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate (AdamW)."})
     save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints to keep."})
     logging_steps: float = field(default=20, metadata={"help": "Log every N steps."})
+    max_train_minutes: float | None = field(
+        default=None,
+        metadata={
+            "help": "Stop training (and save) after this many minutes of wall time: for CPU "
+            "runs on a budget. Unset, training goes the full --num_train_epochs/--max_steps."
+        },
+    )
 
     def __post_init__(self):
+        if self.max_train_minutes is not None and self.max_train_minutes <= 0:
+            raise ValueError(f"max_train_minutes={self.max_train_minutes} must be > 0")
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(
                 f"mixed_precision={self.mixed_precision!r} is not one of {MIXED_PRECISION}"
@@ -120,6 +131,25 @@ class QGTrainingArguments(_TrainingArguments):
                 mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
             self.bf16, self.fp16 = mode == "bf16", mode == "fp16"
         super().__post_init__()
+
+
+class TimeBudgetCallback(TrainerCallback):
+    """Stop training once ``minutes`` of wall time have passed since training began."""
+
+    def __init__(self, minutes: float):
+        self.seconds = 60.0 * minutes
+        self.start = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.start is not None and time.monotonic() - self.start > self.seconds:
+            logger.warning(
+                "time budget of %.1f min reached at step %d", self.seconds / 60, state.global_step
+            )
+            control.should_training_stop = True
+        return control
 
 
 def load_training_data(paths: str, max_samples: int | None = None) -> datasets.Dataset:
@@ -221,11 +251,17 @@ def train(
         data_collator=UniLMCollator(tokenizer),
         processing_class=tokenizer,
     )
+    if training_args.max_train_minutes is not None:
+        trainer.add_callback(TimeBudgetCallback(training_args.max_train_minutes))
     resume = _resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model()
     metrics = dict(result.metrics)
     metrics["train_samples"] = len(train_features)
+    metrics["global_step"] = trainer.state.global_step
+    metrics["examples_seen"] = trainer.state.global_step * trainer.get_total_train_batch_size(
+        training_args
+    )
     if eval_features is not None:
         metrics.update(trainer.evaluate())
         metrics["eval_samples"] = len(eval_features)
