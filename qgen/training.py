@@ -76,7 +76,8 @@ class DataArguments:
         },
     )
     max_train_samples: int | None = field(
-        default=None, metadata={"help": "Use only the first N training questions (smoke runs)."}
+        default=None,
+        metadata={"help": "Use a seeded random subset of N training questions (smoke/CPU runs)."},
     )
     max_eval_samples: int | None = field(
         default=None, metadata={"help": "Use only the first N evaluation questions."}
@@ -229,8 +230,11 @@ def train(
             raw_eval.to_json(
                 os.path.join(training_args.output_dir, "heldout.jsonl"), force_ascii=False
             )
-    if data_args.max_train_samples is not None:
-        raw_train = raw_train.select(range(min(data_args.max_train_samples, len(raw_train))))
+    if data_args.max_train_samples is not None and data_args.max_train_samples < len(raw_train):
+        # a seeded random subset: SQuAD files are sorted by article, the first N are one topic
+        raw_train = raw_train.shuffle(seed=training_args.seed).select(
+            range(data_args.max_train_samples)
+        )
     if raw_eval is not None and data_args.max_eval_samples is not None:
         raw_eval = raw_eval.select(range(min(data_args.max_eval_samples, len(raw_eval))))
 
