@@ -319,8 +319,11 @@ def evaluate_model(
         }
         predictions = pairs
     else:
-        answers = [s["answer"] for s in sources] if task == "qg" else None
-        predictions = generator.generate_questions(passages, answers, batch_size=batch_size)
+        answers = None
+        if task == "qg":
+            answers = [{"text": s["answer"], "answer_start": s["answer_start"]} for s in sources]
+        outputs = generator.generate_questions(passages, answers, batch_size=batch_size)
+        predictions = [o["question"] for o in outputs]
         results = compute_qg_metrics(
             predictions, [s["references"] for s in sources], tokenize=tokenize, meteor=meteor
         )
@@ -348,7 +351,10 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num_pairs", type=int, default=3, help="qag: pairs per passage")
     parser.add_argument("--tokenize", default="auto", choices=("auto", *TOKENIZE_MODES))
     parser.add_argument("--no_meteor", action="store_true", help="skip METEOR (needs Java)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--max_source_length", type=int, default=320, help="source tokens per window"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of answer sampling (qag)")
 
 
 def cli_main(args: argparse.Namespace) -> dict[str, float]:
@@ -366,6 +372,8 @@ def cli_main(args: argparse.Namespace) -> dict[str, float]:
         tokenize=args.tokenize,
         meteor=not args.no_meteor,
         output=args.output,
+        max_source_length=args.max_source_length,
+        seed=args.seed,
     )
     print(json.dumps(results, indent=1))
     return results
