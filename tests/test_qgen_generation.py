@@ -1,0 +1,185 @@
+"""QAGenerator: answer location, merging, the two-stage call's schema, windows, presets."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from decoding import DecodingConfig
+from qgen.generation import (
+    PRESETS,
+    QAGenerator,
+    default_answer_config,
+    default_question_config,
+    join_cjk,
+    locate_answer,
+    merge_pairs,
+)
+from qgen.testing import (
+    tiny_chinese_tokenizer,
+    tiny_sentencepiece_tokenizer,
+    tiny_unilm_model,
+    tiny_wordpiece_tokenizer,
+)
+
+PASSAGE = "The Eiffel Tower is in  Paris, France. Café de Flore is in Paris too."
+
+
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        ("eiffel tower", "Eiffel Tower"),  # case
+        (
+            "in paris , france",
+            "in  Paris, France",
+        ),  # WordPiece spacing; the passage's double space kept
+        ("cafe de flore", "Café de Flore"),  # accents stripped by the tokenizer
+        ("paris", "Paris"),  # first occurrence without a window
+    ],
+)
+def test_locate_answer_keeps_the_passage_spelling(answer, expected):
+    span = locate_answer(PASSAGE, answer)
+    assert span is not None and PASSAGE[span[0] : span[1]] == expected
+
+
+def test_locate_answer_prefers_the_window_and_rejects_non_spans():
+    second = PASSAGE.rindex("Paris")
+    assert locate_answer(PASSAGE, "Paris", window=(40, len(PASSAGE)))[0] == second
+    assert locate_answer(PASSAGE, "London") is None
+    assert locate_answer(PASSAGE, "   ") is None
+    zh = "世界第二高山峰是乔戈里峰，位于中国境内。"
+    start, end = locate_answer(zh, "乔 戈 里 峰")
+    assert zh[start:end] == "乔戈里峰"
+
+
+def test_merge_pairs_keeps_best_and_sorts():
+    pairs = [
+        {"question": "q1", "answer": "Paris", "answer_start": 5, "score": -2.0},
+        {"question": "q2", "answer": "paris", "answer_start": 5, "score": -1.0},
+        {"question": "q3", "answer": "France", "answer_start": 20, "score": -1.5},
+        {"question": "q4", "answer": "Paris", "answer_start": 60, "score": -3.0},  # another place
+    ]
+    merged = merge_pairs(pairs)
+    assert [p["question"] for p in merged] == ["q2", "q3", "q4"]
+
+
+def test_join_cjk():
+    assert join_cjk("泰 国 的 十 世 王 是 谁 ？ 68 岁") == "泰国的十世王是谁？68岁"
+    assert join_cjk("who is in 巴 黎 ?") == "who is in 巴黎?"
+
+
+def test_presets_follow_su():
+    a, q = PRESETS["su-2020-07"]
+    assert (a.strategy, a.top_k, q.strategy, q.num_beams) == ("sample", 5, "beam", 5)
+    a, q = PRESETS["su-2020-11"]
+    assert (a.strategy, a.top_p, q.strategy) == ("sample", 0.95, "greedy")
+    a, q = default_answer_config(), default_question_config()
+    assert a.consistent and a.top_p == 0.95 and q.num_beams == 5 and q.length_penalty == 0.0
+    assert a.max_new_tokens == q.max_new_tokens == 64
+
+
+def _generator(tok, **kw):
+    """A random tiny model whose head favours [SEP] a little, so targets end within a few tokens."""
+    model = tiny_unilm_model(vocab_size=len(tok))
+    with torch.no_grad():
+        model.cls.predictions.bias[tok.sep_token_id] += 4.0
+    return QAGenerator(model, tok, seed=0, **kw)
+
+
+@pytest.mark.parametrize(
+    "make_tok", [tiny_wordpiece_tokenizer, tiny_sentencepiece_tokenizer, tiny_chinese_tokenizer]
+)
+def test_generate_schema(make_tok):
+    tok = make_tok()
+    gen = _generator(tok, max_source_length=48, window_stride=8)
+    passages = [PASSAGE, "世界第二高山峰是乔戈里峰，位于中国境内。", "a b c d e f g h " * 12]
+    kept = gen.generate(passages, num_pairs=3, batch_size=2, keep_non_span_answers=True)
+    spans = gen.generate(passages, num_pairs=3, batch_size=2)
+    assert len(kept) == len(spans) == 3
+    for out, keep in ((kept, True), (spans, False)):
+        for passage, pairs in zip(passages, out):
+            assert len(pairs) <= 3
+            scores = [p["score"] for p in pairs]
+            assert scores == sorted(scores, reverse=True)
+            for p in pairs:
+                assert set(p) == {"question", "answer", "answer_start", "score"}
+                assert isinstance(p["question"], str) and p["question"]
+                assert p["score"] <= 0.0
+                if p["answer_start"] >= 0:
+                    assert passage[p["answer_start"] :].startswith(p["answer"])
+                else:
+                    assert keep
+    assert any(kept)  # a random tiny model still produces (non-span) pairs
+
+
+def test_generate_is_reproducible_with_a_seed():
+    tok = tiny_wordpiece_tokenizer()
+    gen = _generator(tok, question_config=default_question_config(strategy="greedy", num_beams=1))
+    passages = [PASSAGE, "the cat sat on the mat."]
+    a = gen.generate(passages, num_pairs=2, keep_non_span_answers=True)
+    b = gen.generate(passages, num_pairs=2, keep_non_span_answers=True)
+    assert a == b
+
+
+def test_span_answers_are_found_through_tokens():
+    """An answer copied from the passage is located even when its text decodes differently."""
+    tok = tiny_wordpiece_tokenizer()
+    gen = _generator(tok)
+    window = gen._windows(PASSAGE, 0)[0]
+    ids = tok("Paris", add_special_tokens=False)["input_ids"]
+    pair = gen._pair(window, ids, ids, -1.0, [PASSAGE])
+    assert pair["answer"] == "Paris" and pair["answer_start"] == PASSAGE.index("Paris")
+
+
+def test_long_passage_uses_windows():
+    tok = tiny_wordpiece_tokenizer()
+    gen = _generator(tok, max_source_length=24, window_stride=4)
+    long = "the cat sat on the mat. " * 20
+    windows = gen._windows(long, 0)
+    assert len(windows) > 3
+    assert all(len(w.source) <= 24 for w in windows)
+    assert windows[-1].span[1] >= len(long.rstrip())
+    out = gen.generate([long], num_pairs=2, keep_non_span_answers=True)
+    assert len(out) == 1 and len(out[0]) <= 2
+
+
+def test_generate_questions_with_and_without_answers():
+    tok = tiny_wordpiece_tokenizer()
+    gen = _generator(tok, question_config=default_question_config(max_new_tokens=8))
+    qg = gen.generate_questions(
+        [PASSAGE, PASSAGE], ["Paris", {"text": "France", "answer_start": 31}]
+    )
+    assert [q["answer_start"] for q in qg] == [PASSAGE.index("Paris"), 31]
+    assert all(isinstance(q["question"], str) and q["score"] <= 0 for q in qg)
+    plain = gen.generate_questions(["the cat sat.", PASSAGE], batch_size=1)
+    assert [set(q) for q in plain] == [{"question", "score"}] * 2
+    with pytest.raises(ValueError, match="2 passages but 1 answers"):
+        gen.generate_questions([PASSAGE, PASSAGE], ["Paris"])
+
+
+def test_argument_errors():
+    tok = tiny_wordpiece_tokenizer()
+    gen = _generator(tok)
+    with pytest.raises(ValueError, match=r"passages\[1\] is empty"):
+        gen.generate([PASSAGE, "  "])
+    with pytest.raises(ValueError, match="num_pairs"):
+        gen.generate([PASSAGE], num_pairs=0)
+    with pytest.raises(ValueError, match="max_position_embeddings"):
+        _generator(tok, max_source_length=500)
+    with pytest.raises(ValueError, match="preset"):
+        _generator(tok, preset="nope")
+    with pytest.raises(ValueError, match="num_return_sequences"):
+        _generator(
+            tok,
+            question_config=DecodingConfig(strategy="beam", num_beams=2, num_return_sequences=2),
+        )
+
+
+def test_end_token_defaults_to_the_tokenizer_sep():
+    tok = tiny_sentencepiece_tokenizer()
+    gen = _generator(tok, preset="su-2020-11")
+    assert gen.answer_config.eos_token_id == tok.sep_token_id == 2
+    assert gen.question_config.strategy == "greedy"
+    custom = dataclasses.replace(default_answer_config(), eos_token_id=7)
+    assert _generator(tok, answer_config=custom).answer_config.eos_token_id == 7
+    assert torch.is_grad_enabled()
