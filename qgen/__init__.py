@@ -1,21 +1,29 @@
 """qgen: BERT + UniLM question/answer-pair generation.
 
 Importing the package registers `UniLMConfig` / `UniLMForQAGeneration` with the transformers Auto
-classes (model type ``"qgen-unilm"``).
+classes (model type ``"qgen-unilm"``) and the ``"qa-generation"`` pipeline task.
 """
 
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .data import TASKS, QGenDataError, UniLMCollator, build_features, load_squad, split_passage
+from .fast_decoding import UniLMStepModel
+from .generation import PRESETS, QAGenerator
 from .modeling import UniLMConfig, UniLMForQAGeneration, UniLMOutput
+from .pipeline import TASK, QAGenerationPipeline
 
 __all__ = [
+    "PRESETS",
+    "QAGenerationPipeline",
+    "QAGenerator",
     "TASKS",
     "QGenDataError",
     "UniLMCollator",
     "UniLMConfig",
     "UniLMForQAGeneration",
     "UniLMOutput",
+    "UniLMStepModel",
     "build_features",
     "load_squad",
     "split_passage",
@@ -32,6 +40,10 @@ def _register() -> None:
             auto.register(UniLMConfig, UniLMForQAGeneration)
         except ValueError:
             pass
+    if TASK not in PIPELINE_REGISTRY.supported_tasks:
+        PIPELINE_REGISTRY.register_pipeline(
+            TASK, pipeline_class=QAGenerationPipeline, pt_model=AutoModelForCausalLM, type="text"
+        )
 
 
 _register()
