@@ -29,7 +29,6 @@ RED_ON, OFF = "\033[31m", "\033[0m"
 
 def draw_board(board: Board, color: bool = False) -> str:
     """The board as text: rank 9 (Black's back rank) on top, files a-i below and above."""
-    files = "   " + " ".join("abcdefghi") + "\n"
     files = "  " + "".join(f"{c} " for c in "abcdefghi") + "\n"
     rows = [files]
     for rank in range(9, -1, -1):
@@ -56,13 +55,14 @@ def _read(stream: TextIO) -> str | None:
 def play_terminal(
     player: LMPlayer,
     human_side: int = RED,
-    stdin: TextIO = sys.stdin,
-    stdout: TextIO = sys.stdout,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
     record_path: str | None = None,
     max_plies: int = 300,
     color: bool = False,
 ) -> dict:
     """Play one game, human (``human_side``) against ``player``; returns and saves the record."""
+    stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
     board, moves, result, reason = Board(), [], "*", "unfinished"
     say = stdout.write
     while len(moves) < max_plies:
