@@ -7,6 +7,7 @@ import pytest
 import torch
 from transformers import LogitsProcessorList
 
+from decoding import DecodingConfig
 from generative.xiangqi.board import Board, iccs_to_move, move_to_iccs
 from generative.xiangqi.constraint import LegalMovesLogitsProcessor, generate_move
 from generative.xiangqi.model import XiangqiModelArguments, build_model
@@ -32,8 +33,6 @@ from generative.xiangqi.training import (
     curriculum_length,
     split_games,
 )
-
-from decoding import DecodingConfig
 
 
 def tiny_model(kind="char", model_type="gpt2", n_positions=64):
