@@ -43,14 +43,14 @@ class ExperimentConfig:
     seed: int = 0
     vae_steps: int = 3000
     vae_batch: int = 64
-    toy_steps: int = 2500
-    toy_batch: int = 256
-    toy_hidden: int = 128
+    toy_steps: int = 4000
+    toy_batch: int = 128
+    toy_hidden: int = 64
     digits_steps: int = 3000
     digits_batch: int = 128
     digits_hidden: int = 256
     n_critic: int = 5
-    track_every: int = 100
+    track_every: int = 200
     eval_samples: int = 1000
     minibatch_sizes: list[int] = field(default_factory=lambda: [16, 64, 256, 512])
     minibatch_repeats: int = 20
@@ -65,8 +65,8 @@ class ExperimentConfig:
                     f"ExperimentConfig.{name} must be positive, got {getattr(self, name)}"
                 )
         if self.quick:
-            self.vae_steps, self.toy_steps, self.digits_steps = 20, 20, 20
-            self.toy_hidden, self.digits_hidden, self.track_every = 16, 16, 10
+            self.vae_steps, self.toy_steps, self.digits_steps = 10, 10, 10
+            self.toy_hidden, self.digits_hidden, self.track_every = 16, 16, 5
             self.eval_samples, self.minibatch_sizes, self.minibatch_repeats = 64, [16], 2
             self.toys, self.toy_batch, self.digits_batch = self.toys[:1], 32, 32
 
@@ -135,6 +135,7 @@ class _Recorder:
         self.out.mkdir(parents=True, exist_ok=True)
         self.img.mkdir(parents=True, exist_ok=True)
         self.rows: list[dict] = []
+        (self.out / "results.jsonl").write_text("")  # one run per file
 
     def add(self, row: dict) -> None:
         self.rows.append(row)
@@ -461,7 +462,8 @@ def run_experiments(cfg: ExperimentConfig) -> list[dict]:
         }
     )
     for part in cfg.parts:
-        t0 = time.time()
+        t0, c0 = time.time(), time.process_time()
         _RUNNERS[part](cfg, rec)
-        rec.add({"part": "timing", "name": part, "seconds": round(time.time() - t0, 1)})
+        wall, cpu = round(time.time() - t0, 1), round(time.process_time() - c0, 1)
+        rec.add({"part": "timing", "name": part, "seconds": wall, "cpu_seconds": cpu})
     return rec.rows

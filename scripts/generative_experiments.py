@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = run_experiments(cfg)
     for row in rows:
         if row["part"] == "timing":
-            print(f"{row['name']}: {row['seconds']} s")
+            print(f"{row['name']}: {row['seconds']} s wall, {row['cpu_seconds']} s CPU")
     return rows
 
 
