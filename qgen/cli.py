@@ -1,0 +1,288 @@
+"""The ``qgen`` command.
+
+``qgen generate --model DIR --input passages.{txt,jsonl,json} --output qa.jsonl`` writes one
+SQuAD-schema JSON line per generated pair (``id, title, context, question, answers: {text,
+answer_start}`` plus ``score``), loadable with ``datasets.load_dataset("json", data_files=...)``.
+
+Inputs:
+
+* ``.txt``: one passage per non-empty line;
+* ``.jsonl``: one object per line with ``context`` (or ``passage`` / ``text``) and optional ``id``
+  and ``title``;
+* ``.json``: SQuAD format (``{"data": [{"title", "paragraphs": [{"context"}]}]}``, questions are
+  ignored) or a list of such objects or strings.
+
+The whole input is checked before the model is loaded; errors name the file, line and field.
+The output is written and flushed batch by batch; an existing output is never truncated
+(``--overwrite`` replaces it, ``--append`` adds to it).
+
+``qgen evaluate ...`` scores a trained model (see `qgen.evaluation`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["CLIError", "Passage", "main", "read_passages"]
+
+PASSAGE_FIELDS = ("context", "passage", "text")
+
+
+class CLIError(Exception):
+    """A user error: printed as ``qgen: error: <message>`` with exit status 2."""
+
+
+@dataclass
+class Passage:
+    id: str
+    title: str
+    context: str
+
+
+def _passage(raw, where: str, default_id: str) -> Passage:
+    if isinstance(raw, str):
+        raw = {"context": raw}
+    if not isinstance(raw, dict):
+        raise CLIError(f"{where}: expected a JSON object or string, got {type(raw).__name__}")
+    field = next((f for f in PASSAGE_FIELDS if f in raw), None)
+    if field is None:
+        raise CLIError(f"{where}: missing field 'context' (or 'passage' / 'text')")
+    text = raw[field]
+    if not isinstance(text, str):
+        raise CLIError(f"{where}: field {field!r} must be a string, got {type(text).__name__}")
+    if not text.strip():
+        raise CLIError(f"{where}: field {field!r} is an empty passage")
+    title = raw.get("title", "")
+    return Passage(str(raw.get("id", default_id)), "" if title is None else str(title), text)
+
+
+def read_passages(path: str) -> list[Passage]:
+    """Read and validate passages from a ``.txt``, ``.jsonl`` or ``.json`` file.
+
+    Raises:
+        CLIError: naming the file, line (or JSON path) and field of the first problem.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CLIError(f"{path}: cannot read input file (no such file)")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise CLIError(f"{path}: cannot read input file ({err})") from None
+    stem = p.stem
+    suffix = p.suffix.lower()
+    passages: list[Passage] = []
+    if suffix == ".txt":
+        for n, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                passages.append(Passage(f"{stem}-{n}", "", line.strip()))
+    elif suffix == ".jsonl":
+        for n, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                raw = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise CLIError(f"{path}: line {n}: malformed JSON ({err.msg})") from None
+            passages.append(_passage(raw, f"{path}: line {n}", f"{stem}-{n}"))
+    elif suffix == ".json":
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise CLIError(f"{path}: line {err.lineno}: malformed JSON ({err.msg})") from None
+        passages = _json_passages(obj, path, stem)
+    else:
+        raise CLIError(f"{path}: unknown input type {suffix!r} (use .txt, .jsonl or .json)")
+    if not passages:
+        raise CLIError(f"{path}: no passages found")
+    return passages
+
+
+def _json_passages(obj, path: str, stem: str) -> list[Passage]:
+    if isinstance(obj, list):
+        return [_passage(raw, f"{path}: [{i}]", f"{stem}-{i}") for i, raw in enumerate(obj)]
+    if not isinstance(obj, dict) or not isinstance(obj.get("data"), list):
+        raise CLIError(f"{path}: expected SQuAD format (field 'data') or a list of passages")
+    passages = []
+    for a, article in enumerate(obj["data"]):
+        paragraphs = article.get("paragraphs") if isinstance(article, dict) else None
+        if not isinstance(paragraphs, list):
+            raise CLIError(f"{path}: data[{a}]: missing field 'paragraphs'")
+        for k, para in enumerate(paragraphs):
+            raw = {"title": article.get("title", ""), **para} if isinstance(para, dict) else para
+            passages.append(_passage(raw, f"{path}: data[{a}].paragraphs[{k}]", f"{stem}-{a}-{k}"))
+    return passages
+
+
+def _check_model_dir(path: str) -> None:
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        raise CLIError(f"{path}: not a model directory (no config.json)")
+    try:
+        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, json.JSONDecodeError) as err:
+        raise CLIError(f"{config}: cannot read model config ({err})") from None
+    from .modeling import UniLMConfig
+
+    if model_type != UniLMConfig.model_type:
+        raise CLIError(
+            f"{config}: field 'model_type' is {model_type!r}, not {UniLMConfig.model_type!r}: not a qgen "
+            "model (fine-tune a BERT checkpoint with scripts/train_qag.py first)"
+        )
+
+
+def _records(passage: Passage, pairs: list[dict]) -> list[dict]:
+    return [
+        {
+            "id": f"{passage.id}-{k}",
+            "title": passage.title,
+            "context": passage.context,
+            "question": pair["question"],
+            "answers": {"text": [pair["answer"]], "answer_start": [pair["answer_start"]]},
+            "score": pair["score"],
+        }
+        for k, pair in enumerate(pairs)
+    ]
+
+
+def _open_output(path: str, overwrite: bool, append: bool):
+    if overwrite and append:
+        raise CLIError("--overwrite and --append exclude each other")
+    exists = os.path.exists(path)
+    if exists and not (overwrite or append):
+        raise CLIError(
+            f"{path}: output exists; pass --overwrite to replace it or --append to add to it"
+        )
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise CLIError(f"{path}: output directory {parent} does not exist")
+    return open(path, "a" if append else "w", encoding="utf-8")
+
+
+def generate_command(args: argparse.Namespace) -> dict:
+    """Run ``qgen generate``; returns the summary."""
+    passages = read_passages(args.input)
+    _check_model_dir(args.model)
+    if args.num_pairs < 1:
+        raise CLIError(f"--num_pairs must be >= 1, got {args.num_pairs}")
+    if args.batch_size < 1:
+        raise CLIError(f"--batch_size must be >= 1, got {args.batch_size}")
+
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import AutoTokenizer
+
+    from .generation import QAGenerator
+    from .modeling import UniLMForQAGeneration
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(args.model)
+    except (OSError, ValueError) as err:
+        raise CLIError(f"{args.model}: cannot load the tokenizer ({err})") from None
+    model = UniLMForQAGeneration.from_pretrained(args.model).to(device).eval()
+    generator = QAGenerator(
+        model,
+        tokenizer,
+        preset=args.preset,
+        max_source_length=args.max_source_length,
+        seed=args.seed,
+    )
+    out = _open_output(args.output, args.overwrite, args.append)
+    written = empty = 0
+    start = time.perf_counter()
+    with out, tqdm(total=len(passages), unit="passage", disable=args.quiet) as bar:
+        for b in range(0, len(passages), args.batch_size):
+            chunk = passages[b : b + args.batch_size]
+            results = generator.generate(
+                [p.context for p in chunk],
+                num_pairs=args.num_pairs,
+                batch_size=args.batch_size,
+                keep_non_span_answers=args.keep_non_span_answers,
+            )
+            for passage, pairs in zip(chunk, results):
+                for record in _records(passage, pairs):
+                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                written += len(pairs)
+                empty += not pairs
+            out.flush()
+            bar.update(len(chunk))
+    seconds = time.perf_counter() - start
+    return {
+        "passages": len(passages),
+        "pairs": written,
+        "passages_without_pairs": empty,
+        "seconds": round(seconds, 2),
+        "passages_per_second": round(len(passages) / seconds, 3) if seconds > 0 else None,
+        "output": args.output,
+    }
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qgen", description="Question-answer pair generation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="generate question-answer pairs for passages")
+    gen.add_argument("--model", required=True, help="a trained qgen model directory")
+    gen.add_argument(
+        "--input", required=True, help="passages: .txt (one per line), .jsonl or .json"
+    )
+    gen.add_argument("--output", required=True, help="JSON-lines output (SQuAD schema)")
+    gen.add_argument("--num_pairs", type=int, default=3, help="pairs per passage (default 3)")
+    gen.add_argument("--batch_size", type=int, default=16, help="passages per batch (default 16)")
+    gen.add_argument("--preset", default="default", help="default | su-2020-07 | su-2020-11")
+    gen.add_argument("--max_source_length", type=int, default=320, help="source tokens per window")
+    gen.add_argument(
+        "--keep_non_span_answers", action="store_true", help="keep answers not in the passage"
+    )
+    gen.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    gen.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+    gen.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    gen.add_argument("--append", action="store_true", help="append to an existing output")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    ev = sub.add_parser(
+        "evaluate", help="score a trained model on SQuAD-format data (see qgen.evaluation)"
+    )
+    if list(argv[:1]) == ["evaluate"]:  # import the scorers only when they are used
+        from . import evaluation
+
+        evaluation.add_cli_arguments(ev)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``qgen`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
+    from .data import QGenDataError
+
+    try:
+        if args.command == "generate":
+            summary = generate_command(args)
+            print(
+                f"qgen generate: {summary['pairs']} pairs for {summary['passages']} passages "
+                f"({summary['passages_without_pairs']} without a pair) in {summary['seconds']} s "
+                f"-> {summary['output']}",
+                file=sys.stderr,
+            )
+            print(json.dumps(summary))
+        else:
+            from . import evaluation
+
+            evaluation.cli_main(args)
+    except (CLIError, QGenDataError, FileNotFoundError) as err:
+        print(f"qgen: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""`qgen generate`: inputs, SQuAD-schema output, and every error case named by file/line/field."""
+
+import json
+
+import datasets
+import pytest
+import torch
+from transformers import BertConfig, BertModel
+
+from qgen.cli import main, read_passages
+from qgen.generation import QAGenerator
+from qgen.testing import tiny_unilm_model, tiny_wordpiece_tokenizer
+
+PASSAGES = [
+    "the cat sat on the mat.",
+    "paris is the capital of france.",
+    "a b c d e f g.",
+    "the dog sat.",
+]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    tok = tiny_wordpiece_tokenizer()
+    model = tiny_unilm_model(vocab_size=len(tok))
+    with torch.no_grad():
+        model.cls.predictions.bias[tok.sep_token_id] += 4.0  # end targets early (fast tests)
+    path = tmp_path_factory.mktemp("qag-model")
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _generate(model_dir, inp, out, *extra):
+    return ["generate", "--model", model_dir, "--input", inp, "--output", out, "--quiet", *extra]
+
+
+def test_generate_happy_path(model_dir, tmp_path, capsys):
+    inp = tmp_path / "passages.txt"
+    inp.write_text("\n".join(PASSAGES[:2]) + "\n\n" + "\n".join(PASSAGES[2:]) + "\n")
+    out = tmp_path / "qa.jsonl"
+    code, stdout, stderr = _run(
+        capsys,
+        *_generate(
+            model_dir, inp, out, "--num_pairs", 2, "--batch_size", 3, "--keep_non_span_answers"
+        ),
+    )
+    assert code == 0, stderr
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["passages"] == 4
+    assert "pairs for 4 passages" in stderr
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(lines) == summary["pairs"] > 0
+    ds = datasets.load_dataset("json", data_files=str(out), split="train")
+    assert {"id", "title", "context", "question", "answers"} <= set(ds.column_names)
+    for row in ds:
+        assert row["context"] in PASSAGES
+        assert len(row["answers"]["text"]) == len(row["answers"]["answer_start"]) == 1
+        start = row["answers"]["answer_start"][0]
+        if start >= 0:
+            assert row["context"][start:].startswith(row["answers"]["text"][0])
+    assert len(set(ds["id"])) == len(ds)
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "json-squad", "json-list"])
+def test_read_passages_formats(tmp_path, kind):
+    if kind == "jsonl":
+        path = tmp_path / "p.jsonl"
+        path.write_text(
+            json.dumps({"id": "a", "title": "T", "context": PASSAGES[0]})
+            + "\n\n"
+            + json.dumps({"passage": PASSAGES[1]})
+            + "\n"
+        )
+        expected_ids = ["a", "p-3"]
+    elif kind == "json-squad":
+        path = tmp_path / "p.json"
+        obj = {
+            "data": [
+                {
+                    "title": "T",
+                    "paragraphs": [{"context": PASSAGES[0], "qas": []}, {"context": PASSAGES[1]}],
+                }
+            ]
+        }
+        path.write_text(json.dumps(obj))
+        expected_ids = ["p-0-0", "p-0-1"]
+    else:
+        path = tmp_path / "p.json"
+        path.write_text(json.dumps([PASSAGES[0], {"text": PASSAGES[1], "id": 7}]))
+        expected_ids = ["p-0", "7"]
+    passages = read_passages(str(path))
+    assert [p.id for p in passages] == expected_ids
+    assert [p.context for p in passages] == PASSAGES[:2]
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("bad.jsonl", '{"context": "ok."}\n{oops\n', "bad.jsonl: line 2: malformed JSON"),
+        (
+            "bad.jsonl",
+            '{"context": "ok."}\n{"title": "x"}\n',
+            "bad.jsonl: line 2: missing field 'context'",
+        ),
+        (
+            "bad.jsonl",
+            '{"context": "ok."}\n{"context": "   "}\n',
+            "bad.jsonl: line 2: field 'context' is an empty passage",
+        ),
+        ("bad.jsonl", '{"context": 3}\n', "bad.jsonl: line 1: field 'context' must be a string"),
+        (
+            "bad.json",
+            '{"data": [{"paragraphs": [{"context": ""}]}]}',
+            "data[0].paragraphs[0]: field 'context' is an empty",
+        ),
+        ("bad.json", '{"data": [{"title": "x"}]}', "bad.json: data[0]: missing field 'paragraphs'"),
+        ("bad.json", "[1, 2", "bad.json: line 1: malformed JSON"),
+        ("bad.csv", "a,b\n", "unknown input type '.csv'"),
+        ("empty.txt", "\n\n", "empty.txt: no passages found"),
+    ],
+)
+def test_bad_input_is_named(model_dir, tmp_path, capsys, name, content, message):
+    inp = tmp_path / name
+    inp.write_text(content)
+    out = tmp_path / "qa.jsonl"
+    code, _, stderr = _run(capsys, *_generate(model_dir, inp, out))
+    assert code == 2
+    assert message in stderr
+    assert not out.exists()  # nothing is created for bad input
+
+
+def test_unreadable_input_and_bad_model_dirs(model_dir, tmp_path, capsys):
+    inp = tmp_path / "p.txt"
+    inp.write_text(PASSAGES[0] + "\n")
+    out = tmp_path / "qa.jsonl"
+    code, _, err = _run(capsys, *_generate(model_dir, tmp_path / "missing.txt", out))
+    assert code == 2 and "missing.txt: cannot read input file" in err
+    code, _, err = _run(capsys, *_generate(str(tmp_path / "nomodel"), inp, out))
+    assert code == 2 and "not a model directory" in err
+    bert_dir = tmp_path / "bert"
+    BertModel(
+        BertConfig(
+            vocab_size=99,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=4,
+            intermediate_size=37,
+        )
+    ).save_pretrained(bert_dir)
+    code, _, err = _run(capsys, *_generate(str(bert_dir), inp, out))
+    assert code == 2 and "field 'model_type' is 'bert'" in err and "config.json" in err
+
+
+def test_existing_output_is_never_truncated(model_dir, tmp_path, capsys):
+    inp = tmp_path / "p.txt"
+    inp.write_text("\n".join(PASSAGES) + "\n")
+    out = tmp_path / "qa.jsonl"
+    out.write_text('{"keep": "me"}\n')
+    code, _, err = _run(capsys, *_generate(model_dir, inp, out))
+    assert code == 2 and "output exists" in err
+    assert out.read_text() == '{"keep": "me"}\n'
+    code, _, err = _run(
+        capsys, *_generate(model_dir, inp, out, "--append", "--keep_non_span_answers")
+    )
+    assert code == 0, err
+    assert out.read_text().startswith('{"keep": "me"}\n') and len(out.read_text().splitlines()) > 1
+    code, _, _ = _run(
+        capsys, *_generate(model_dir, inp, out, "--overwrite", "--keep_non_span_answers")
+    )
+    assert code == 0 and "keep" not in out.read_text().splitlines()[0]
+
+
+def test_batches_already_written_survive_a_crash(model_dir, tmp_path, monkeypatch, capsys):
+    inp = tmp_path / "p.txt"
+    inp.write_text("\n".join(PASSAGES) + "\n")
+    out = tmp_path / "qa.jsonl"
+    calls = []
+
+    def flaky(self, passages, **kwargs):
+        calls.append(len(passages))
+        if len(calls) == 2:
+            raise RuntimeError("simulated crash")
+        return [
+            [{"question": "q?", "answer": p[:3], "answer_start": 0, "score": -1.0}]
+            for p in passages
+        ]
+
+    monkeypatch.setattr(QAGenerator, "generate", flaky)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        main(_generate(model_dir, str(inp), str(out), "--batch_size", "2"))
+    lines = out.read_text().splitlines()
+    assert len(lines) == 2 and json.loads(lines[0])["context"] == PASSAGES[0]
+
+
+def test_evaluate_subcommand_is_delegated(monkeypatch, capsys):
+    from qgen import evaluation
+
+    seen = {}
+    monkeypatch.setattr(evaluation, "cli_main", lambda args: seen.update(vars(args)))
+    assert main(["evaluate", "--model", "m", "--input", "i.json", "--task", "qg"]) == 0
+    assert seen["model"] == "m" and seen["task"] == "qg"
