@@ -21,13 +21,22 @@ __all__ = ["ProcessorFactory", "greedy_search", "sample_search", "token_loop"]
 ProcessorFactory = Callable[[int], LogitsProcessorList]
 
 
-def _choose_argmax(scores: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    return scores.argmax(dim=-1)
+# A chooser returns the tokens (N,) and their log-probabilities (N,) under ``scores``; each
+# reuses what it computed anyway rather than a full log_softmax over the vocabulary.
+def _choose_argmax(
+    scores: torch.Tensor, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    tokens = scores.argmax(dim=-1)
+    logp = scores.gather(1, tokens[:, None]).squeeze(1) - scores.logsumexp(dim=-1)
+    return tokens, logp
 
 
-def _choose_multinomial(scores: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def _choose_multinomial(
+    scores: torch.Tensor, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     probs = scores.softmax(dim=-1)
-    return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
+    tokens = torch.multinomial(probs, num_samples=1, generator=generator)
+    return tokens.squeeze(1), probs.gather(1, tokens).squeeze(1).log()
 
 
 def token_loop(
@@ -36,7 +45,7 @@ def token_loop(
     state: object,
     config: DecodingConfig,
     make_processors: ProcessorFactory,
-    choose: Callable[[torch.Tensor, torch.Generator | None], torch.Tensor],
+    choose: Callable[[torch.Tensor, torch.Generator | None], tuple[torch.Tensor, torch.Tensor]],
     generator: torch.Generator | None = None,
 ) -> DecodingOutput:
     """Extend every row one token at a time until all rows end or ``max_new_tokens``.
@@ -47,7 +56,8 @@ def token_loop(
         state: the model state for the ``N`` rows.
         config: decoding settings (eos, pad, lengths).
         make_processors: builds the processors given the vocabulary size.
-        choose: picks ``(N,)`` token ids from ``(N, V)`` processed scores.
+        choose: picks ``(N,)`` token ids from ``(N, V)`` processed scores and returns them
+            with their ``(N,)`` log-probabilities.
         generator: random generator passed to ``choose``.
 
     Returns:
@@ -74,8 +84,7 @@ def token_loop(
         if processors is None:
             processors = make_processors(logits.shape[-1])
         scores = processors(view, logits.float())
-        tokens = choose(scores, generator)
-        logp = scores.log_softmax(dim=-1).gather(1, tokens[:, None]).squeeze(1)
+        tokens, logp = choose(scores, generator)
         live = ~done
         tokens = torch.where(live, tokens, pad)
         sum_logp += torch.where(live, logp, 0.0)
