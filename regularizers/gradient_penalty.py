@@ -38,6 +38,7 @@ def random_projection_penalty(
     eta: torch.Tensor | None = None,
     weights: torch.Tensor | None = None,
     create_graph: bool = True,
+    retain_graph: bool | None = None,
 ) -> torch.Tensor:
     """One-sample estimate of sum_b sum_i lambda_i ||grad_{x_b} f_i(x_b)||^2.
 
@@ -47,12 +48,16 @@ def random_projection_penalty(
         eta: projection, same shape as ``outputs``; Rademacher (+-1) when ``None``.
         weights: lambda_i (e.g. 2 for MSE, 1/p_i for KL), broadcast to ``outputs``; used as
             sqrt(lambda) * eta and detached.
+        create_graph: keep the result differentiable (for training on it).
+        retain_graph: keep the graph of ``outputs`` for further calls (default: ``create_graph``).
     """
     if eta is None:
         eta = torch.randint(0, 2, outputs.shape, device=outputs.device).to(outputs.dtype) * 2 - 1
     if weights is not None:
         eta = eta * weights.detach().sqrt()
-    (grad,) = torch.autograd.grad((eta * outputs).sum(), inputs, create_graph=create_graph)
+    (grad,) = torch.autograd.grad(
+        (eta * outputs).sum(), inputs, create_graph=create_graph, retain_graph=retain_graph
+    )
     return (grad**2).sum()
 
 

@@ -155,11 +155,19 @@ class RegularizedTrainer(Trainer):
                 extra_loss = extra_loss / self.current_gradient_accumulation_steps
             self.accelerator.backward(extra_loss)
 
+        # Regularizers see a micro-batch-mean loss and return micro-batch terms; when the model
+        # already divided the loss for gradient accumulation (num_items_in_batch), undo and redo
+        # that division around them (exact when the micro-batches hold equal item counts).
+        ga = (
+            self.current_gradient_accumulation_steps
+            if self._loss_scaled_for_ga(num_items_in_batch)
+            else 1
+        )
         ctx = StepContext(
             model=model,
             embedding=embedding,
             inputs=inputs,
-            loss=loss,
+            loss=loss * ga,
             outputs=outputs,
             loss_fn=loss_fn,
             logits_fn=logits_fn,
@@ -171,7 +179,7 @@ class RegularizedTrainer(Trainer):
         for reg in self.regularizers:
             terms.update(reg.loss_term(ctx))
         self._record(terms)
-        total = loss + sum(terms.values()) if terms else loss
+        total = loss + sum(terms.values()) / ga if terms else loss
         self._ctx = ctx
         return (total, outputs) if return_outputs else total
 
