@@ -2,8 +2,10 @@
 
 One JSON line per case (greedy, nucleus sampling, beam 4; batch 1 and 8), then one line with
 the environment. Both sides decode the same random GPT-2-shaped model (6 layers, hidden 384,
-vocabulary 30k) for exactly ``--new_tokens`` tokens (no end token), with repetitions
-interleaved (ours, theirs, ours, ...) and the median time kept.
+vocabulary 30k) for exactly ``--new_tokens`` tokens (no end token). Repetitions run in
+back-to-back pairs (alternating which side goes first); tokens/s are from the median times,
+``ratio`` is the median of the paired ratios ``t_hf / t_ours`` (> 1: ours is faster), which
+is robust to load drift on a shared machine.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_decoding.py          # full
     OMP_NUM_THREADS=1 python benchmarks/bench_decoding.py --quick  # smoke run
@@ -71,21 +73,26 @@ def run_case(model, name: str, batch: int, args: argparse.Namespace) -> dict:
     times: dict[str, list[float]] = {"ours": [], "hf": []}
     outs = {}
     with torch.no_grad():
-        for _ in range(args.reps):
-            for side, fn in (("ours", ours), ("hf", theirs)):
+        for rep in range(args.reps):
+            # Pairs run back to back, in alternating order, so that load drift on a shared
+            # machine hits both sides alike; the ratio is the median of the paired ratios.
+            sides = [("ours", ours), ("hf", theirs)]
+            for side, fn in sides if rep % 2 == 0 else sides[::-1]:
                 t, outs[side] = _timed(fn)
                 times[side].append(t)
     new_tokens = batch * args.new_tokens
     assert outs["ours"].shape == outs["hf"].shape == (batch, args.prompt_len + args.new_tokens)
     ours_tps = new_tokens / statistics.median(times["ours"])
     hf_tps = new_tokens / statistics.median(times["hf"])
+    paired = [h / o for o, h in zip(times["ours"], times["hf"])]
     return {
         "case": name,
         "batch": batch,
         "new_tokens": args.new_tokens,
         "ours_tokens_per_s": round(ours_tps, 1),
         "hf_tokens_per_s": round(hf_tps, 1),
-        "ratio": round(ours_tps / hf_tps, 3),
+        "ratio": round(statistics.median(paired), 3),
+        "ratio_of_medians": round(ours_tps / hf_tps, 3),
         "identical": bool(torch.equal(outs["ours"], outs["hf"])),
         "reps": args.reps,
     }

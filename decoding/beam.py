@@ -41,16 +41,35 @@ class _Finished:
     lengths: torch.Tensor  # (B, K) generated tokens
     done: torch.Tensor  # (B, K) bool: slot holds a hypothesis
 
-    def merge(self, cand_seq, cand_scores, cand_sum, cand_len, cand_ok, k: int) -> _Finished:
-        """Keep the ``k`` best of the current slots and the candidates (``cand_ok`` ones)."""
-        scores = torch.cat([self.scores, cand_scores], dim=1)
-        best = torch.topk(scores, k=k, dim=1).indices
+    @classmethod
+    def empty(cls, running: torch.Tensor) -> _Finished:
+        b, k = running.shape[:2]
+        zeros = torch.zeros(b, k, device=running.device)
+        return cls(running.clone(), torch.full_like(zeros, _NEG), zeros, zeros.long(), zeros.bool())
+
+    def add(
+        self,
+        cand: torch.Tensor,
+        top_scores: torch.Tensor,
+        ok: torch.Tensor,
+        unsatisfied: torch.Tensor,
+        gen_len: int,
+        config: DecodingConfig,
+    ) -> _Finished:
+        """Let the ending candidates ``ok`` (B, keep) compete for the ``num_beams`` slots."""
+        scores = top_scores / (gen_len**config.length_penalty)
+        full_rows = self.done.all(dim=1, keepdim=True) & (config.early_stopping is True)
+        # Added one by one (not OR-ed), like HF, so that ties among blocked entries break alike.
+        for blocked in (full_rows, ~unsatisfied, ~ok):
+            scores = scores + blocked.float() * _NEG
+        merged = torch.cat([self.scores, scores], dim=1)
+        best = torch.topk(merged, k=self.scores.shape[1], dim=1).indices
         parts = [
-            (self.sequences, cand_seq),
-            (self.scores, cand_scores),
-            (self.sum_logp, cand_sum),
-            (self.lengths, cand_len),
-            (self.done, cand_ok),
+            (self.sequences, cand),
+            (self.scores, scores),
+            (self.sum_logp, top_scores),
+            (self.lengths, torch.full_like(self.lengths[:, :1], gen_len).expand_as(ok)),
+            (self.done, ok),
         ]
         return _Finished(*(_gather(torch.cat(p, dim=1), best) for p in parts))
 
@@ -87,7 +106,7 @@ def beam_search(
     n, prompt_len = sequences.shape
     b, device = n // k, sequences.device
     eos = torch.tensor(config.eos_token_ids, dtype=torch.long, device=device)
-    keep = max(2, 1 + eos.numel()) * k
+    keep = max(2, 1 + eos.numel()) * k  # enough that k continuations never end
     top_k_mask = torch.arange(keep, device=device) < k  # only the k best may finish
     batch_offset = torch.arange(b, device=device)[:, None] * k
 
@@ -97,13 +116,7 @@ def beam_search(
     running[:, :, :prompt_len] = sequences.view(b, k, prompt_len)
     running_scores = torch.zeros(b, k, device=device)
     running_scores[:, 1:] = _NEG  # all beams start equal: expand from beam 0 only
-    fin = _Finished(
-        running.clone(),
-        torch.full((b, k), _NEG, device=device),
-        torch.zeros(b, k, device=device),
-        torch.zeros(b, k, dtype=torch.long, device=device),
-        torch.zeros(b, k, dtype=torch.bool, device=device),
-    )
+    fin = _Finished.empty(running)
     unsatisfied = torch.ones(b, 1, dtype=torch.bool, device=device)
     processors = None
     for step in range(max_new):
@@ -119,12 +132,7 @@ def beam_search(
         src_beam, tokens = top_idx // vocab, top_idx % vocab
         cand = _gather(running, src_beam)
         cand[:, :, cur] = tokens
-        ends = (
-            (tokens[..., None] == eos).any(-1)
-            if eos.numel()
-            else torch.zeros_like(tokens, dtype=torch.bool)
-        )
-        hits = ends | (step + 1 >= max_new)
+        hits = (tokens[..., None] == eos).any(-1) | (step + 1 >= max_new)
 
         # Running beams: the k best continuations that do not end here.
         run_scores = top_scores + hits.float() * _NEG
@@ -132,18 +140,8 @@ def beam_search(
         running, running_scores = _gather(cand, nxt), _gather(run_scores, nxt)
         beam_idx = (_gather(src_beam, nxt) + batch_offset).view(-1)
 
-        # Finished hypotheses: the ending candidates among the k best, if they may still enter.
-        gen_len = step + 1
-        ok = hits & top_k_mask[None, :]
-        cand_scores = top_scores / (gen_len**config.length_penalty)
-        full_rows = fin.done.all(dim=1, keepdim=True) & (config.early_stopping is True)
-        # Added one by one (not OR-ed), like HF, so that ties among blocked entries break alike.
-        for blocked in (full_rows, ~unsatisfied, ~ok):
-            cand_scores = cand_scores + blocked.float() * _NEG
-        cand_len = torch.full_like(tokens, gen_len)
-        fin = fin.merge(cand, cand_scores, top_scores, cand_len, ok, k)
-
-        unsatisfied = _can_improve(unsatisfied, running_scores, fin, gen_len, max_new, config)
+        fin = fin.add(cand, top_scores, hits & top_k_mask, unsatisfied, step + 1, config)
+        unsatisfied = _can_improve(unsatisfied, running_scores, fin, step + 1, max_new, config)
         stop = ~unsatisfied.any() | (fin.done.all() & (config.early_stopping is True)) | hits.all()
         if bool(stop):
             break
@@ -160,11 +158,7 @@ def _collect(fin: _Finished, prompt_len: int, config: DecodingConfig) -> Decodin
     sum_logp = fin.sum_logp[:, :r].reshape(-1)
     last = seqs.gather(1, (prompt_len + lengths - 1).clamp(min=0)[:, None]).squeeze(1)
     eos = torch.tensor(config.eos_token_ids, dtype=torch.long, device=seqs.device)
-    finished = (
-        (last[:, None] == eos).any(-1)
-        if eos.numel()
-        else torch.zeros_like(lengths, dtype=torch.bool)
-    )
+    finished = (last[:, None] == eos).any(-1)  # False everywhere without an end token
     return DecodingOutput(
         sequences=seqs,
         scores=sum_logp,
