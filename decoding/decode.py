@@ -5,11 +5,11 @@ The strategy is looked up by name in `STRATEGY_REGISTRY` (filled with `register_
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from transformers import LogitsProcessorList
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from .adapters import as_step_model
 from .beam import beam_search
@@ -53,6 +53,8 @@ def decode(
     model: Any,
     input_ids: torch.LongTensor,
     config: DecodingConfig | None = None,
+    *,
+    logits_processor: Sequence[LogitsProcessor] = (),
     **model_kwargs: Any,
 ) -> DecodingOutput:
     """Decode continuations of ``input_ids`` with ``model``.
@@ -62,6 +64,8 @@ def decode(
             (``BartForConditionalGeneration`` ...) or any `decoding.StepModel`.
         input_ids: ``(B, T0)`` prompt ids, left-padded (for encoder-decoders: the source ids).
         config: how to decode (default: greedy, 20 new tokens).
+        logits_processor: extra `LogitsProcessor`s (e.g. a legal-move mask); they run after
+            the built-in constraints and before temperature / top-k / top-p, as in HF.
         **model_kwargs: passed to the model's ``start`` (e.g. ``attention_mask`` with 0 on
             the left padding).
 
@@ -90,7 +94,7 @@ def decode(
     prompt_len = sequences.shape[1]
 
     def make_processors(vocab_size: int) -> LogitsProcessorList:
-        return build_processors(config, vocab_size, prompt_len, pad_lengths)
+        return build_processors(config, vocab_size, prompt_len, pad_lengths, logits_processor)
 
     return STRATEGY_REGISTRY[config.strategy](step_model, sequences, state, config, make_processors)
 

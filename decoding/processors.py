@@ -266,21 +266,25 @@ def build_processors(
     vocab_size: int,
     prompt_length: int,
     prompt_ignore_length: torch.Tensor | None = None,
+    extra: Sequence[LogitsProcessor] = (),
 ) -> LogitsProcessorList:
-    """The processors `decode` applies for ``config``, in the fixed documented order.
+    """The processors `decode` applies for ``config``, in the fixed documented order:
+    repetition penalty, no-repeat-n-gram, min-new-tokens, the ``extra`` ones, then (sampling
+    only) temperature, top-k, top-p -- where HF ``generate`` puts a user's processors too.
 
     Args:
         config: the decoding configuration.
         vocab_size: size of the score vectors; every end token id must lie inside it.
         prompt_length: length of the (padded) prompt, for ``min_new_tokens``.
         prompt_ignore_length: ``(N,)`` left-padding length per row (repetition penalty only).
+        extra: caller's processors (e.g. a legal-move mask), applied before the warpers.
 
     Returns:
         A `LogitsProcessorList` (empty when nothing is active).
     """
     eos = config.eos_token_ids
     check_eos_in_vocab(eos, vocab_size)
-    specs: list[tuple[str, bool, dict]] = [
+    constraints = [
         (
             "repetition_penalty",
             config.repetition_penalty != 1.0,
@@ -301,10 +305,11 @@ def build_processors(
             },
         ),
     ]
+    warpers = []
     if config.strategy == "sample":
         consistent = config.consistent and bool(eos)
         eos_kw = {"eos_token_id": eos} if consistent else {}
-        specs += [
+        warpers = [
             ("temperature", config.temperature != 1.0, {"temperature": config.temperature}),
             (
                 "consistent_top_k" if consistent else "top_k",
@@ -317,6 +322,9 @@ def build_processors(
                 {"top_p": config.top_p, **eos_kw},
             ),
         ]
-    return LogitsProcessorList(
-        PROCESSORS[name](**kwargs) for name, active, kwargs in specs if active
+    processors = LogitsProcessorList(
+        PROCESSORS[name](**kw) for name, active, kw in constraints if active
     )
+    processors.extend(extra)
+    processors.extend(PROCESSORS[name](**kw) for name, active, kw in warpers if active)
+    return processors

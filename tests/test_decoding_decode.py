@@ -3,7 +3,13 @@ one-by-one, beam(1) == greedy, sample(top_k=1) == greedy, seeded sampling)."""
 
 import pytest
 import torch
-from transformers import BartConfig, BartForConditionalGeneration, GPT2Config, GPT2LMHeadModel
+from transformers import (
+    BartConfig,
+    BartForConditionalGeneration,
+    GPT2Config,
+    GPT2LMHeadModel,
+    LogitsProcessor,
+)
 
 from decoding import DecodingConfig, StepModel, decode, generate_kwargs
 
@@ -279,3 +285,27 @@ def test_bad_inputs_raise(gpt2):
         decode(gpt2, torch.tensor([[5, 6]]), DecodingConfig(eos_token_id=500))
     with pytest.raises(TypeError, match="StepModel"):
         decode(object(), torch.tensor([[5, 6]]))
+
+
+class BanToken(LogitsProcessor):
+    def __init__(self, token: int):
+        self.token = token
+
+    def __call__(self, input_ids, scores):
+        return scores.index_fill(-1, torch.tensor([self.token]), -float("inf"))
+
+
+def test_extra_logits_processor():
+    cfg = DecodingConfig(max_new_tokens=4, pad_token_id=0)
+    out = decode(NextToken(), torch.tensor([[6]]), cfg, logits_processor=[BanToken(8)])
+    assert out.sequences.tolist() == [[6, 7, 0, 1, 2]]  # 8 banned: the flat rest gives 0
+
+
+def test_extra_logits_processor_matches_generate(gpt2, gpt2_eos):
+    ids, mask = _batch(7)
+    cfg = _config(gpt2_eos, strategy="sample", top_k=5, seed=2)
+    ban = BanToken(gpt2_eos)
+    ours = decode(gpt2, ids, cfg, attention_mask=mask, logits_processor=[ban])
+    torch.manual_seed(2)
+    theirs = gpt2.generate(ids, attention_mask=mask, logits_processor=[ban], **generate_kwargs(cfg))
+    assert torch.equal(ours.sequences, theirs) and not ours.finished.any()
