@@ -16,9 +16,13 @@ How Trainer's machinery is used (transformers 5.x `_inner_training_loop`):
 - Logging adds namespaced means since the last log: ``wgan/critic_loss``, ``wgan/w_estimate``,
   ``wgan/penalty``, ``wgan/generator_loss``.
 
-Limits: gradient accumulation is refused (it would repeat generator steps); multi-process
-`accelerate launch` is untested (the generator and critic are called as submodules, so DDP
-would not all-reduce their gradients).
+- Multi-process (`accelerate launch --num_processes N`): the generator and critic are called as
+  submodules, bypassing DDP's forward hooks, so `training_step` averages their gradients across
+  processes itself (`_average_gradients`) before each update. Verified: single-process
+  `accelerate launch`; NOT verified: several processes (CPU-only here, where Trainer did not
+  enter distributed mode under `torchrun`).
+
+Limits: gradient accumulation is refused (it would repeat generator steps).
 """
 
 from __future__ import annotations
@@ -166,6 +170,15 @@ class WGANTrainer(Trainer):
             self.generator_optimizer.load_state_dict(state["optimizer"])
             self.generator_lr_scheduler.load_state_dict(state["scheduler"])
 
+    def _average_gradients(self, module: torch.nn.Module) -> None:
+        """Mean-reduce `module`'s gradients over processes (a no-op in a single process)."""
+        if self.accelerator.num_processes == 1:
+            return
+        for p in module.parameters():
+            if p.grad is not None:
+                torch.distributed.all_reduce(p.grad, op=torch.distributed.ReduceOp.SUM)
+                p.grad /= self.accelerator.num_processes
+
     # -- one step -----------------------------------------------------------------------
     def _generator_step(self, wgan, real: torch.Tensor) -> None:
         self.generator_optimizer.zero_grad(set_to_none=True)
@@ -174,6 +187,7 @@ class WGANTrainer(Trainer):
             fake = wgan.generate_from(wgan.noise(real.shape[0]))
             loss = self.objective.generator_loss(wgan.critic_scores, real, fake)
             self.accelerator.backward(loss)
+            self._average_gradients(wgan.generator)
             self.generator_optimizer.step()
             self.generator_lr_scheduler.step()
         finally:
@@ -193,6 +207,7 @@ class WGANTrainer(Trainer):
             fake = wgan.generate_from(wgan.noise(real.shape[0]))
         loss, stats = self.objective.critic_loss(wgan.critic_scores, real, fake)
         self.accelerator.backward(loss)
+        self._average_gradients(wgan.critic)
         self._metrics["wgan/critic_loss"].append(loss.item())
         for k, v in stats.items():
             self._metrics[f"wgan/{k}"].append(v)
