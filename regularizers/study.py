@@ -62,7 +62,7 @@ METHODS: dict[str, Callable[[], list[Regularizer]]] = {
 
 @dataclass
 class StudyConfig:
-    """Sizes of the study (defaults: the full run, about 25 minutes on one CPU thread)."""
+    """Sizes of the study (defaults: the full run reported in docs/regularization.md)."""
 
     data_dir: str = field(
         default="../shared/data/classification", metadata={"help": "Classification data folder."}
@@ -92,7 +92,7 @@ class StudyConfig:
     max_length: int = field(default=32, metadata={"help": "Max tokens per text."})
     batch_size: int = field(default=16, metadata={"help": "Labelled (and unlabelled) batch size."})
     trec_epochs: float = field(default=2.0, metadata={"help": "Epochs on TREC."})
-    sst2_epochs: float = field(default=3.0, metadata={"help": "Epochs on SST-2."})
+    sst2_epochs: float = field(default=2.0, metadata={"help": "Epochs on SST-2."})
     learning_rate: float = field(default=2e-4, metadata={"help": "AdamW learning rate."})
     eval_size: int = field(
         default=0, metadata={"help": "Evaluate on this many test examples (0 = all)."}

@@ -1,6 +1,6 @@
 """Fine-tune all-MiniLM-L6-v2 on small-label TREC / SST-2 with each regularizer; table + plot.
 
-Full run (about 25 min on one thread):
+Full run (about 25 min of one uncontended thread; 80 min on the shared machine):
     OMP_NUM_THREADS=1 python scripts/regularization_study.py --output_dir runs/regularization_study \
         --table docs/regularization_table.md --plot docs/img/regularization.png
 Smoke run: ``--quick``.

@@ -268,7 +268,8 @@ def test_every_regularizer_changes_the_update(tmp_path, baseline_state, name):
     assert diff > 1e-7, name
 
 
-def test_combined_regularizers_with_gradient_accumulation_log_every_term(tmp_path):
+@pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16-autocast"])
+def test_combined_regularizers_with_gradient_accumulation_log_every_term(tmp_path, bf16):
     regs = [
         R.GaussianNoise(0.01),
         R.EmbeddingGradientPenalty(1.0),
@@ -281,12 +282,23 @@ def test_combined_regularizers_with_gradient_accumulation_log_every_term(tmp_pat
     ]
     t = R.RegularizedTrainer(
         model=tiny_bert(),
-        args=make_args(tmp_path, max_steps=2, gradient_accumulation_steps=2, max_grad_norm=1.0),
+        args=make_args(
+            tmp_path, max_steps=2, gradient_accumulation_steps=2, max_grad_norm=1.0, bf16=bf16
+        ),
         train_dataset=tiny_dataset(),
         regularizers=regs,
         unlabeled_dataset=tiny_dataset(8, labels=False),
     )
     assert t.args.max_grad_norm == 0.0
+    counts = {}
+    record = t._record
+
+    def counting_record(terms):
+        for name in terms:
+            counts[name] = counts.get(name, 0) + 1
+        record(terms)
+
+    t._record = counting_record
     t.train()
     logs = [h for h in t.state.log_history if "loss" in h]
     assert len(logs) == 2
@@ -300,8 +312,9 @@ def test_combined_regularizers_with_gradient_accumulation_log_every_term(tmp_pat
         "grad/clip_coef",
     ):
         assert all(name in h and math.isfinite(h[name]) for h in logs), name
-    # clipping ran once per optimizer step (not per micro-batch), FGM/PGD once per micro-batch each
-    assert t._reg_sums == {}
+    # clipping ran once per optimizer step, the others once per micro-batch (2 steps x 2)
+    assert counts["grad/norm"] == 2
+    assert counts["reg/gp"] == counts["adv/loss"] / 2 == counts["vat/loss"] == 4
 
 
 def test_clip_hook_bounds_the_update_in_the_trainer(tmp_path):
@@ -335,3 +348,41 @@ def test_plain_module_without_input_ids_fails_loudly():
     with pytest.raises(RuntimeError, match="not called"):
         with R.EmbeddingTap(emb, output="zeros"):
             pass
+
+
+def test_works_on_the_unilm_question_generator(tmp_path):
+    modeling = pytest.importorskip("qgen.modeling")
+    if not hasattr(modeling, "UniLMForQAGeneration"):
+        pytest.skip("qgen.modeling.UniLMForQAGeneration not available")
+    torch.manual_seed(0)
+    cfg = modeling.UniLMConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        intermediate_size=37,
+    )
+    model = modeling.UniLMForQAGeneration(cfg)
+    ids = torch.randint(1, VOCAB, (8, 10))
+    token_types = torch.tensor([[0] * 5 + [1] * 5] * 8)
+    ds = Dataset.from_dict(
+        {
+            "input_ids": ids.tolist(),
+            "attention_mask": [[1] * 10] * 8,
+            "token_type_ids": token_types.tolist(),
+            "labels": ids.masked_fill(token_types == 0, -100).tolist(),
+        }
+    )
+    args = make_args(
+        tmp_path,
+        max_steps=1,
+        gradient_accumulation_steps=2,
+        per_device_train_batch_size=2,
+        gp_epsilon=1.0,
+        fgm_epsilon=0.5,
+        vat_epsilon=1.0,
+        clip_mode="soft",
+    )
+    t = R.RegularizedTrainer(model=model, args=args, train_dataset=ds)
+    t.train()
+    assert {"reg/gp", "adv/loss", "vat/loss", "grad/norm"} <= set(t.state.log_history[0])
