@@ -1,8 +1,10 @@
 """Su's move scoring: log p(move | history) = sum of the log-probabilities of the move's tokens.
 
-All candidates of a position are scored in one batch (at most 111 of them). The history is
-read once into the model's KV cache; the cache is then shared (``expand``, no copy) by the
-candidates, which feed only their own first ``k - 1`` tokens. `MoveScorer` keeps that cache
+All candidates of a position are scored in one forward (at most 111 of them). The history is
+read once into the model's KV cache; the candidates' first ``k - 1`` tokens are then packed
+into a single row after it, with a block-causal attention mask (each candidate sees the
+history and its own earlier tokens; positions restart after the history for each), so the
+history is shared without being copied per candidate. `MoveScorer` keeps that cache
 between calls, so following a game costs only the new moves' tokens.
 
 Context window: a model of ``n_positions`` tokens never saw longer games (Su's neither). When
@@ -68,6 +70,30 @@ class MoveScorer:
         self._ids = list(ids)
 
     @torch.no_grad()
+    def _candidate_logp(self, cand: torch.Tensor) -> torch.Tensor:
+        """``(N, k-1)`` log p of each candidate's tokens 2..k, all candidates packed into ONE
+        row after the cached history with a block-causal ("tree") attention mask, so the
+        history's keys/values are neither recomputed nor copied N times."""
+        n, k, past = cand.shape[0], self.k - 1, len(self._ids)
+        ids = cand[:, :-1].reshape(1, n * k)
+        positions = (past + torch.arange(k, device=ids.device)).repeat(n)[None]
+        mask = _tree_mask(n, k, past, torch.bool, ids.device)
+        if getattr(self.model.config, "_attn_implementation", "sdpa") == "eager":
+            mask = torch.zeros(mask.shape, dtype=self.model.dtype, device=ids.device).masked_fill(
+                ~mask, torch.finfo(self.model.dtype).min
+            )
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=self._cache,
+            use_cache=True,
+        )
+        self._cache.crop(-n * k)  # forget the candidates: the cache holds the history again
+        logits = out.logits[0].view(n, k, -1).float()
+        return torch.log_softmax(logits, -1).gather(-1, cand[:, 1:, None])[..., 0]
+
+    @torch.no_grad()
     def score(self, history: list[str], candidates: list[str]) -> torch.Tensor:
         """``(N,)`` sum of log-probabilities of each candidate's tokens after ``history``.
 
@@ -84,21 +110,17 @@ class MoveScorer:
         scores = self._last_logp[cand[:, 0]]  # (N,)
         if self.k == 1:
             return scores.cpu()
-        n = cand.shape[0]
-        # share the history's keys/values across the N candidates without copying them
-        cache = DynamicCache(
-            ddp_cache_data=[
-                (lay.keys.expand(n, -1, -1, -1), lay.values.expand(n, -1, -1, -1))
-                for lay in self._cache.layers
-            ]
-        )
-        logits = self.model(
-            input_ids=cand[:, :-1], cache=cache, use_cache=True
-        ).logits  # (N, k-1, V)
-        logp = torch.log_softmax(logits.float(), -1).gather(-1, cand[:, 1:, None])[
-            ..., 0
-        ]  # (N, k-1)
+        logp = self._candidate_logp(cand)  # (N, k-1)
         return (scores + logp.sum(-1)).cpu()
+
+
+def _tree_mask(n: int, k: int, past: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """``(1, 1, n*k, past + n*k)`` mask: every candidate token sees the whole history and the
+    earlier tokens of its own candidate only (bool: True = attend)."""
+    q = torch.arange(n * k, device=device)
+    same = (q[:, None] // k == q[None, :] // k) & (q[None, :] <= q[:, None])
+    mask = torch.cat([torch.ones(n * k, past, dtype=torch.bool, device=device), same], dim=1)
+    return mask[None, None]
 
 
 def score_moves(
