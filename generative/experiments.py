@@ -24,7 +24,7 @@ from .vae import VAEConfig, VAEModel, VAETrainer, VAETrainingArguments
 from .wgan import WGANConfig, WGANModel
 from .wgan_trainer import WGANTrainer, WGANTrainingArguments
 
-__all__ = ["ExperimentConfig", "W1TrackingCallback", "run_experiments", "PARTS"]
+__all__ = ["ExperimentConfig", "W1TrackingCallback", "run_experiments", "results_markdown", "PARTS"]
 
 PARTS = ("minibatch", "vae", "wgan_toy", "wgan_digits")
 OBJECTIVES = ("clip", "gp", "gp0", "sn", "ctransform")
@@ -120,12 +120,16 @@ def _common_args(out: Path, steps: int, batch: int, cfg: ExperimentConfig) -> di
     )
 
 
-def _grid(images: np.ndarray, ncol: int, side: int = 8) -> np.ndarray:
-    rows = [
-        np.concatenate(list(images[i : i + ncol].reshape(-1, side, side)), 1)
-        for i in range(0, len(images), ncol)
-    ]
-    return np.concatenate(rows, 0)
+def _grid(images: np.ndarray, ncol: int, side: int = 8, pad: int = 1) -> np.ndarray:
+    """Tile (N, side*side) images into rows of `ncol`, with `pad` blank pixels between them."""
+    n_rows = -(-len(images) // ncol)
+    out = np.zeros((n_rows * (side + pad) - pad, ncol * (side + pad) - pad), dtype=np.float32)
+    for k, img in enumerate(images.reshape(-1, side, side)):
+        r, c = divmod(k, ncol)
+        out[
+            r * (side + pad) : r * (side + pad) + side, c * (side + pad) : c * (side + pad) + side
+        ] = img
+    return out
 
 
 class _Recorder:
@@ -294,6 +298,7 @@ def _train_wgan(cfg, rec, name, objective, config, dataset, real_pool, steps, ba
     samples = model.sample(
         cfg.eval_samples, generator=torch.Generator().manual_seed(cfg.seed)
     ).numpy()
+    np.save(rec.out / f"{name}_samples.npy", samples)  # to redraw plots without retraining
     return model, samples, tracker.history, round(time.time() - t0, 1)
 
 
@@ -466,4 +471,102 @@ def run_experiments(cfg: ExperimentConfig) -> list[dict]:
         _RUNNERS[part](cfg, rec)
         wall, cpu = round(time.time() - t0, 1), round(time.process_time() - c0, 1)
         rec.add({"part": "timing", "name": part, "seconds": wall, "cpu_seconds": cpu})
+    (rec.out / "results.md").write_text(results_markdown(rec.rows))
     return rec.rows
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    return str(v)
+
+
+def _table(rows: list[dict], cols: list[str]) -> list[str]:
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in rows]
+    return lines + [""]
+
+
+def results_markdown(rows: list[dict]) -> str:
+    """Markdown tables of every part present in `rows` (the lines of results.jsonl)."""
+    by = {}
+    for r in rows:
+        by.setdefault(r["part"], []).append(r)
+    out: list[str] = []
+    if "minibatch" in by:
+        out += ["### Mini-batch finding (exact W1, mean over repeats)", ""]
+        out += _table(
+            by["minibatch"],
+            [
+                "data",
+                "batch_size",
+                "real_vs_real",
+                "real_vs_mean",
+                "real_vs_centroids",
+                "real_vs_real_std",
+            ],
+        )
+    if "vae" in by:
+        out += ["### VAE on digits (held-out test split, sampled z)", ""]
+        out += _table(
+            [{"regularizer": "kl", **r} for r in by["vae"]],
+            [
+                "run",
+                "latent_dim",
+                "likelihood",
+                "regularizer",
+                "test_reconstruction",
+                "test_kl",
+                "prior_covered_by_ellipses",
+                "aggregate_var",
+                "mean_sigma",
+                "seconds",
+            ],
+        )
+    if "wgan_toy" in by:
+        out += ["### WGAN on toy distributions", ""]
+        out += _table(
+            by["wgan_toy"],
+            [
+                "data",
+                "objective",
+                "final_exact_w1",
+                "final_critic_estimate",
+                "estimate_exact_corr",
+                "sample_w1",
+                "real_real_w1",
+                "modes_covered",
+                "high_quality",
+                "seconds",
+            ],
+        )
+    if "wgan_digits" in by:
+        clf = by.get("digits_classifier", [{}])[0]
+        out += ["### WGAN on digits", ""]
+        out += [
+            f"Classifier on real test digits: accuracy {_fmt(clf.get('test_accuracy'))}, confidence {_fmt(clf.get('confidence'))}.",
+            "",
+        ]
+        out += _table(
+            by["wgan_digits"],
+            [
+                "objective",
+                "final_exact_w1",
+                "final_critic_estimate",
+                "estimate_exact_corr",
+                "sample_w1",
+                "real_real_w1",
+                "confidence",
+                "class_coverage",
+                "class_counts",
+                "seconds",
+            ],
+        )
+    if "timing" in by:
+        out += ["### Time per part", ""]
+        out += _table(by["timing"], ["name", "seconds", "cpu_seconds"])
+    return "\n".join(out)
