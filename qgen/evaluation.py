@@ -261,6 +261,7 @@ def evaluate_model(
     tokenize: str = "auto",
     meteor: bool = True,
     output: str | None = None,
+    sample_seed: int | None = None,
     **generator_kwargs: Any,
 ) -> dict[str, float]:
     """Generate with a trained qgen model for a SQuAD-format file and score the output.
@@ -275,6 +276,8 @@ def evaluate_model(
             passage), in file order.
         tokenize: ``"word"``, ``"char"`` or ``"auto"`` (``"char"`` when the gold questions
             are mostly CJK).
+        sample_seed: shuffle the questions with this seed before taking ``max_samples``
+            sources (SQuAD files are sorted by article).
         output: optional JSON-lines file with one line per source: the source, the
             prediction(s) and the references.
         **generator_kwargs: passed to :class:`qgen.generation.QAGenerator`.
@@ -295,6 +298,8 @@ def evaluate_model(
     if tokenize not in (*TOKENIZE_MODES, "auto"):
         raise ValueError(f"tokenize={tokenize!r} is not one of {(*TOKENIZE_MODES, 'auto')}")
     rows = load_squad(input_path)
+    if sample_seed is not None:  # a random subset of sources instead of the first N (one topic)
+        rows = rows.shuffle(seed=sample_seed)
     sources = _group_sources(rows, task, max_samples)
     if not sources:
         raise ValueError(f"{input_path}: no question found")
@@ -352,6 +357,9 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokenize", default="auto", choices=("auto", *TOKENIZE_MODES))
     parser.add_argument("--no_meteor", action="store_true", help="skip METEOR (needs Java)")
     parser.add_argument(
+        "--sample_seed", type=int, default=None, help="score a random subset (seeded) of sources"
+    )
+    parser.add_argument(
         "--max_source_length", type=int, default=320, help="source tokens per window"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of answer sampling (qag)")
@@ -372,6 +380,7 @@ def cli_main(args: argparse.Namespace) -> dict[str, float]:
         tokenize=args.tokenize,
         meteor=not args.no_meteor,
         output=args.output,
+        sample_seed=args.sample_seed,
         max_source_length=args.max_source_length,
         seed=args.seed,
     )
