@@ -127,15 +127,21 @@ class RegularizedTrainer(Trainer):
             matrix_leaf = torch.zeros_like(
                 embedding.weight, dtype=torch.float32, requires_grad=True
             )
+        transforms = [
+            r.on_embedding_output
+            for r in self.regularizers
+            if type(r).on_embedding_output is not Regularizer.on_embedding_output
+        ]
+        uses_tap = transforms or {"matrix_grad", "output_grad"} & requires
         tap = EmbeddingTap(
             embedding,
             matrix=matrix_leaf,
             output="zeros" if "output_grad" in requires else None,
-            transforms=[r.on_embedding_output for r in self.regularizers],
+            transforms=transforms,
         )
         # Fused attention kernels have no double backward; gradient penalties need one.
         kernel = sdpa_kernel(SDPBackend.MATH) if "double_backprop" in requires else nullcontext()
-        with tap, kernel:
+        with tap if uses_tap else nullcontext(), kernel:
             loss, outputs = super().compute_loss(model, dict(inputs), True, num_items_in_batch)
 
         def loss_fn(batch: Mapping[str, Any], matrix: Any = None, output: Any = None) -> Any:
