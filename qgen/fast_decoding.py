@@ -143,7 +143,7 @@ class UniLMStepModel:
 
     def _encode_all(self, state: UniLMState, input_ids: torch.Tensor) -> torch.Tensor:
         """Encode the whole sequence under the UniLM mask; logits ``(N, V)`` of its next token."""
-        dtype = self.model.bert.embeddings.word_embeddings.weight.dtype
+        dtype = self.model.mask_dtype(input_ids.device)
         mask = unilm_attention_mask(state.token_type_ids, state.attention_mask, dtype=dtype)
         hidden = self._run(
             input_ids, state.token_type_ids, _positions(state.attention_mask), mask, state.cache
@@ -210,7 +210,7 @@ class UniLMStepModel:
         positions = state.next_position[:, None] + torch.arange(new, device=input_ids.device)
         state.next_position = state.next_position + new
         # New target tokens see every real earlier position and each other causally.
-        dtype = self.model.bert.embeddings.word_embeddings.weight.dtype
+        dtype = self.model.mask_dtype(input_ids.device)
         mask = _last_rows_mask(state.token_type_ids, state.attention_mask, new, dtype)
         hidden = self._run(
             input_ids[:, -new:], state.token_type_ids[:, -new:], positions, mask, state.cache

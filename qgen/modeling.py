@@ -153,6 +153,13 @@ class UniLMForQAGeneration(BertPreTrainedModel):
         """Apply the MLM head: ``(..., H) -> (..., V)``."""
         return self.cls(hidden_states)
 
+    def mask_dtype(self, device: torch.device) -> torch.dtype:
+        """The dtype of the attention scores: the autocast dtype under mixed precision (SDPA
+        wants the mask in the query's dtype), else the weights' dtype."""
+        if torch.is_autocast_enabled(device.type):
+            return torch.get_autocast_dtype(device.type)
+        return self.bert.embeddings.word_embeddings.weight.dtype
+
     def encode(
         self,
         input_ids: torch.Tensor,
@@ -168,8 +175,9 @@ class UniLMForQAGeneration(BertPreTrainedModel):
             )
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        dtype = self.bert.embeddings.word_embeddings.weight.dtype
-        mask = unilm_attention_mask(token_type_ids, attention_mask, dtype=dtype)
+        mask = unilm_attention_mask(
+            token_type_ids, attention_mask, dtype=self.mask_dtype(input_ids.device)
+        )
         return self.bert(
             input_ids,
             attention_mask=mask,
