@@ -357,6 +357,9 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokenize", default="auto", choices=("auto", *TOKENIZE_MODES))
     parser.add_argument("--no_meteor", action="store_true", help="skip METEOR (needs Java)")
     parser.add_argument(
+        "--max_question_tokens", type=int, default=None, help="cap on question tokens (default 64)"
+    )
+    parser.add_argument(
         "--sample_seed", type=int, default=None, help="score a random subset (seeded) of sources"
     )
     parser.add_argument(
@@ -370,6 +373,11 @@ def cli_main(args: argparse.Namespace) -> dict[str, float]:
     from transformers import set_seed
 
     set_seed(args.seed)
+    extra = {}
+    if args.max_question_tokens is not None:
+        from qgen.generation import default_question_config
+
+        extra["question_config"] = default_question_config(max_new_tokens=args.max_question_tokens)
     results = evaluate_model(
         args.model,
         args.input,
@@ -383,6 +391,7 @@ def cli_main(args: argparse.Namespace) -> dict[str, float]:
         sample_seed=args.sample_seed,
         max_source_length=args.max_source_length,
         seed=args.seed,
+        **extra,
     )
     print(json.dumps(results, indent=1))
     return results
