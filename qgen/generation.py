@@ -82,6 +82,8 @@ PRESETS: dict[str, tuple[DecodingConfig, DecodingConfig]] = {
 
 # --------------------------------------------------------------------------- answer location
 
+_CJK = "\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
+
 
 def _fold(text: str) -> tuple[str, list[int]]:
     """Lower-cased, accent-free text without whitespace, and the index of each kept character
@@ -115,7 +117,8 @@ def locate_answer(
 
     Returns:
         ``(start, end)`` character offsets in ``passage`` (``passage[start:end]`` is the answer
-        as written there), or None when it is not a span of the passage.
+        as written there), or None when it is not a span of the passage. A match must not cut
+        a word in two.
     """
     needle, _ = _fold(answer)
     if not needle:
@@ -125,13 +128,28 @@ def locate_answer(
     while k != -1:
         hits.append(k)
         k = hay.find(needle, k + 1)
-    if not hits:
+    spans = [(index[h], index[h + len(needle) - 1] + 1) for h in hits]
+    spans = [sp for sp in spans if _whole_words(passage, *sp)]
+    if not spans:
         return None
-    best = hits[0]
     if window is not None:
-        inside = [h for h in hits if window[0] <= index[h] < window[1]]
-        best = inside[0] if inside else best
-    return index[best], index[best + len(needle) - 1] + 1
+        inside = [sp for sp in spans if window[0] <= sp[0] < window[1]]
+        return inside[0] if inside else spans[0]
+    return spans[0]
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum() and not re.match(f"[{_CJK}]", ch)
+
+
+def _whole_words(text: str, start: int, end: int) -> bool:
+    """The span does not cut a word in two (``"o"`` inside ``"Tower"``); CJK characters are
+    words of their own, so Chinese spans always pass."""
+    if start > 0 and _is_word_char(text[start - 1]) and _is_word_char(text[start]):
+        return False
+    if end < len(text) and _is_word_char(text[end]) and _is_word_char(text[end - 1]):
+        return False
+    return True
 
 
 def _locate_tokens(
@@ -145,11 +163,11 @@ def _locate_tokens(
             start, end = offsets[k][0], offsets[k + n - 1][1]
             while start < end and passage[start].isspace():
                 start += 1
-            return (start, end) if start < end else None
+            if start < end and _whole_words(passage, start, end):
+                return start, end
     return None
 
 
-_CJK = "\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
 # A space next to a CJK character goes, unless the other side is a Latin letter ("在 Paris").
 _CJK_SPACE = re.compile(rf"(?<=[{_CJK}])\s+(?![A-Za-z])|(?<![A-Za-z])\s+(?=[{_CJK}])")
 

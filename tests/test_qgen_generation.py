@@ -46,6 +46,8 @@ def test_locate_answer_prefers_the_window_and_rejects_non_spans():
     second = PASSAGE.rindex("Paris")
     assert locate_answer(PASSAGE, "Paris", window=(40, len(PASSAGE)))[0] == second
     assert locate_answer(PASSAGE, "London") is None
+    assert locate_answer(PASSAGE, "o") is None  # inside "Tower", "Flore": not a span
+    assert locate_answer(PASSAGE, "tower is") == (11, 19)
     assert locate_answer(PASSAGE, "   ") is None
     zh = "世界第二高山峰是乔戈里峰，位于中国境内。"
     start, end = locate_answer(zh, "乔 戈 里 峰")
@@ -183,3 +185,20 @@ def test_end_token_defaults_to_the_tokenizer_sep():
     custom = dataclasses.replace(default_answer_config(), eos_token_id=7)
     assert _generator(tok, answer_config=custom).answer_config.eos_token_id == 7
     assert torch.is_grad_enabled()
+
+
+def test_batched_equals_one_by_one():
+    """Deterministic decoding: a passage gets the same pairs alone or in a padded batch."""
+    tok = tiny_wordpiece_tokenizer()
+    gen = _generator(
+        tok, answer_config=default_answer_config(strategy="greedy", top_p=1.0, consistent=False)
+    )
+    passages = [PASSAGE, "the cat sat.", "paris is the capital of france, on the river."]
+    batched = gen.generate(passages, num_pairs=1, batch_size=3, keep_non_span_answers=True)
+    alone = [gen.generate([p], num_pairs=1, keep_non_span_answers=True)[0] for p in passages]
+    assert len(batched) == 3
+    for x, y in zip(batched, alone):
+        assert [(p["question"], p["answer"], p["answer_start"]) for p in x] == [
+            (p["question"], p["answer"], p["answer_start"]) for p in y
+        ]
+        assert all(abs(p["score"] - q["score"]) < 1e-4 for p, q in zip(x, y))

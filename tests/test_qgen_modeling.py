@@ -178,3 +178,13 @@ def test_a_few_steps_fit_one_example():
         loss.backward()
         optim.step()
     assert loss.item() < first * 0.5
+
+
+def test_mixed_precision_autocast():
+    """Under autocast the mask follows the compute dtype; the loss stays close to float32."""
+    model = tiny_unilm_model()
+    ids, tt, am, labels = _batch()
+    ref = model(ids, am, tt, labels=labels).loss
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model(ids, am, tt, labels=labels).loss
+    assert torch.isfinite(loss) and abs(loss.item() - ref.item()) < 0.05
