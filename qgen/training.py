@@ -21,12 +21,9 @@ from transformers.trainer_utils import get_last_checkpoint
 from qgen.data import TASKS, UniLMCollator, build_features, load_squad
 from qgen.modeling import UniLMForQAGeneration
 
-try:  # issue 5: the QG script gains the regularizer options when the package provides them
-    from regularizers import RegularizedTrainer as _Trainer
-    from regularizers import RegularizedTrainingArguments as _TrainingArguments
-except ImportError:  # pragma: no cover - before/without the regularizers package
-    from transformers import Trainer as _Trainer
-    from transformers import TrainingArguments as _TrainingArguments
+# issue 5: the QG script takes the regularizer options (--fgm_epsilon, --clip_mode, ...)
+from regularizers import RegularizedTrainer as _Trainer
+from regularizers import RegularizedTrainingArguments as _TrainingArguments
 
 __all__ = [
     "ModelArguments",

@@ -61,12 +61,15 @@ def test_train_then_resume_and_reload(tiny_checkpoint, tmp_path):
     assert os.path.isfile(out / "tokenizer_config.json")
 
 
-@pytest.mark.parametrize("task", ["qg", "sentence-qg"])
-def test_other_tasks_smoke(tiny_checkpoint, tmp_path, task):
+@pytest.mark.parametrize(
+    "task, extra",
+    [("qg", ()), ("sentence-qg", ("--fgm_epsilon", "0.5"))],  # a regularizer option (issue 5)
+)
+def test_other_tasks_smoke(tiny_checkpoint, tmp_path, task, extra):
     import train_qag
 
     metrics = train_qag.main(
-        _argv(tiny_checkpoint, tmp_path / task, "--max_steps", "1", "--task", task)
+        _argv(tiny_checkpoint, tmp_path / task, "--max_steps", "1", "--task", task, *extra)
     )
     assert metrics["train_loss"] > 0
 
