@@ -3,7 +3,7 @@
 move scoring and constrained generation through `decoding`, matches and evaluation."""
 
 from .board import START_FEN, Board, iccs_to_move, move_to_iccs, perft, split_iccs
-from .constraint import ConstrainedStepModel, LegalMovesLogitsProcessor, generate_move
+from .constraint import LegalMovesLogitsProcessor, generate_move
 from .evaluation import EvaluationConfig, evaluate_xiangqi, load_xiangqi_model
 from .match import GameRecord, MatchConfig, play_game, play_match
 from .model import XiangqiModelArguments, build_model
@@ -36,7 +36,6 @@ __all__ = [
     "START_FEN",
     "TOKENIZERS",
     "Board",
-    "ConstrainedStepModel",
     "CurriculumCallback",
     "CurriculumCollator",
     "EvaluationConfig",

@@ -5,24 +5,21 @@ the prompt, only tokens that continue some legal move keep their score; once a m
 only the end token is allowed. It is a pure transformers ``LogitsProcessor`` (so it also plugs
 into ``model.generate(logits_processor=...)``).
 
-`decoding.decode` applies its own processors (temperature, top-k, top-p) to the scores a step
-model returns, so `ConstrainedStepModel` applies the legality mask *inside* the step: the
-mask always comes first and top-k / nucleus then choose among legal continuations only (a
-top-k taken before the mask could keep only illegal tokens).
+`generate_move` passes it to ``decoding.decode(..., logits_processor=[...])``, which runs it
+before temperature / top-k / top-p, so those choose among legal continuations only (a top-k
+taken before the mask could keep only illegal tokens).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from transformers import LogitsProcessor, PreTrainedModel
 
-from decoding import DecodingConfig, as_step_model, decode
+from decoding import DecodingConfig, decode
 
 from .tokenizer import XiangqiTokenizerBase
 
-__all__ = ["LegalMovesLogitsProcessor", "ConstrainedStepModel", "generate_move"]
+__all__ = ["LegalMovesLogitsProcessor", "generate_move"]
 
 
 class LegalMovesLogitsProcessor(LogitsProcessor):
@@ -64,24 +61,6 @@ class LegalMovesLogitsProcessor(LogitsProcessor):
         return scores.masked_fill(mask, float("-inf"))
 
 
-class ConstrainedStepModel:
-    """A `decoding.StepModel` that applies a logits processor to its inner model's scores."""
-
-    def __init__(self, model: Any, processor: LogitsProcessor, use_cache: bool = True) -> None:
-        self.inner = as_step_model(model, use_cache=use_cache)
-        self.processor = processor
-
-    def start(self, input_ids: torch.LongTensor, **model_kwargs: Any) -> Any:
-        return self.inner.start(input_ids, **model_kwargs)
-
-    def step(self, input_ids: torch.LongTensor, state: Any) -> tuple[torch.Tensor, Any]:
-        scores, state = self.inner.step(input_ids, state)
-        return self.processor(input_ids, scores), state
-
-    def reorder(self, state: Any, index: torch.LongTensor) -> Any:
-        return self.inner.reorder(state, index)
-
-
 @torch.no_grad()
 def generate_move(
     model: PreTrainedModel,
@@ -105,7 +84,6 @@ def generate_move(
     processor = LegalMovesLogitsProcessor(
         [list(key) for key in by_ids], len(context_ids), tokenizer.eos_token_id
     )
-    step_model = ConstrainedStepModel(model, processor, use_cache=config.use_cache)
     cfg = DecodingConfig(
         **{
             **config.__dict__,
@@ -114,5 +92,7 @@ def generate_move(
             "eos_token_id": tokenizer.eos_token_id,
         }
     )
-    out = decode(step_model, torch.tensor([context_ids], device=model.device), cfg)
+    out = decode(
+        model, torch.tensor([context_ids], device=model.device), cfg, logits_processor=[processor]
+    )
     return by_ids[tuple(out.sequences[0, len(context_ids) : len(context_ids) + k].tolist())]
