@@ -69,13 +69,13 @@ class StudyConfig:
         default="../shared/data/squad/du_train.json", metadata={"help": "SQuAD json"}
     )
     output_dir: str = field(default="runs/nontermination", metadata={"help": "results go here"})
-    max_train_sentences: int = field(default=6000, metadata={"help": "training sentences"})
+    max_train_sentences: int = field(default=3000, metadata={"help": "training sentences"})
     num_valid: int = field(default=500, metadata={"help": "held-out validation sentences"})
     num_test: int = field(
         default=1000, metadata={"help": "held-out test sentences (perplexity, prefixes)"}
     )
     heldout_article_fraction: float = field(default=0.1, metadata={"help": "articles held out"})
-    vocab_size: int = field(default=5000, metadata={"help": "vocabulary incl. 4 special tokens"})
+    vocab_size: int = field(default=3000, metadata={"help": "vocabulary incl. 4 special tokens"})
     context_length: int = field(default=10, metadata={"help": "prefix words (reference k=10)"})
     max_sentence_tokens: int = field(
         default=60, metadata={"help": "longest training sentence (words)"}
@@ -398,7 +398,7 @@ def continuation_stats(cont: torch.Tensor, cap: int) -> dict[str, float]:
 def run_study(cfg: StudyConfig, log=print) -> dict:
     """Train every (architecture, epsilon) model, decode, and write ``results.jsonl``,
     ``summary.json``, ``tables.md`` and ``nontermination.png`` under ``cfg.output_dir``."""
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     vocab, data = load_corpus(cfg)
@@ -455,6 +455,7 @@ def run_study(cfg: StudyConfig, log=print) -> dict:
         "models": models,
         "samples": samples,
         "wall_s": round(time.time() - t0, 1),
+        "cpu_s": round(time.process_time() - cpu0, 1),
         "violations": check_invariants(rows, cfg),
     }
     with open(out / "results.jsonl", "w") as f:
