@@ -19,7 +19,7 @@ from .processors import (
     register,
 )
 from .protocol import StepModel
-from .self_terminating import SelfTerminatingHead
+from .self_terminating import SelfTerminatingHead, SelfTerminatingStepModel
 
 __all__ = [
     "PROCESSORS",
@@ -44,4 +44,4 @@ __all__ = [
     "register",
     "register_strategy",
 ]
-__all__ += ["SelfTerminatingHead", "metrics"]
+__all__ += ["SelfTerminatingHead", "SelfTerminatingStepModel", "metrics"]

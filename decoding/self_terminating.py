@@ -26,7 +26,12 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["SelfTerminatingHead", "self_terminating_log_probs", "greedy_stop_bound"]
+__all__ = [
+    "SelfTerminatingHead",
+    "SelfTerminatingStepModel",
+    "self_terminating_log_probs",
+    "greedy_stop_bound",
+]
 
 _MIN_PROB = 1e-10
 
@@ -121,3 +126,41 @@ class SelfTerminatingHead(nn.Module):
 
     def extra_repr(self) -> str:
         return f"eos_token_id={self.eos_token_id}, epsilon={self.epsilon}"
+
+
+class SelfTerminatingStepModel:
+    """Make any `decoding.StepModel` self-terminating at decode time.
+
+    ``base`` must return raw logits of a model trained with the ST layer on top (e.g.
+    ``as_step_model(hf_causal_lm)``, which uses the HF KV cache); this wrapper applies the ST
+    transform to each step's logits and carries the running ``sum log beta`` in the state. The
+    product starts at the first generated token (the prompt is context, ``beta = 1``).
+
+    Args:
+        base: the step model that produces ``(N, V)`` logits.
+        eos_token_id: vocabulary index of the end token.
+        epsilon: the ST bound used in training.
+    """
+
+    def __init__(self, base, eos_token_id: int, epsilon: float = 1e-3) -> None:
+        if not 0.0 < epsilon < 1.0:
+            raise ValueError(f"epsilon must be in (0, 1), got epsilon={epsilon}")
+        self.base = base
+        self.eos_token_id = eos_token_id
+        self.epsilon = epsilon
+
+    def start(self, input_ids: torch.LongTensor, **model_kwargs):
+        log_beta = torch.zeros(input_ids.size(0), device=input_ids.device)
+        return self.base.start(input_ids, **model_kwargs), log_beta
+
+    def step(self, input_ids: torch.LongTensor, state):
+        inner, log_beta = state
+        logits, inner = self.base.step(input_ids, inner)  # (N, V)
+        log_probs, log_beta = self_terminating_log_probs(
+            logits[:, None], self.eos_token_id, self.epsilon, log_beta
+        )
+        return log_probs[:, 0], (inner, log_beta)
+
+    def reorder(self, state, index: torch.LongTensor):
+        inner, log_beta = state
+        return self.base.reorder(inner, index), log_beta.index_select(0, index)

@@ -166,3 +166,32 @@ def test_beam_search_on_st_model_runs():
     )
     out = decode(LMStepModel(model), torch.randint(3, V, (2, 5)), cfg)
     assert out.finished.all()
+
+
+def test_st_step_wrapper_over_hf_adapter_matches_lm_step_model():
+    """A plain GPT-2 + `SelfTerminatingStepModel` (HF cache path of `decode`) decodes the same
+    tokens as `GPT2LanguageModel` with the ST head built in (end-token bias 0)."""
+    from transformers import GPT2LMHeadModel
+
+    from decoding import as_step_model
+    from decoding.self_terminating import SelfTerminatingStepModel
+
+    st = GPT2LanguageModel.from_sizes(
+        V, 2, 0.05, n_layer=1, n_embd=16, n_head=2, n_positions=128, st_eos_bias_init=0.0
+    )
+    plain = GPT2LMHeadModel(st.config)
+    missing = plain.load_state_dict(st.state_dict(), strict=False)
+    assert missing.missing_keys == [] and missing.unexpected_keys == ["eos_bias"]
+    plain.eval()
+    prompts = torch.randint(3, V, (3, 5))
+    for cfg in (
+        DecodingConfig(max_new_tokens=70, eos_token_id=2),
+        DecodingConfig(
+            strategy="beam", num_beams=2, max_new_tokens=70, eos_token_id=2, early_stopping=True
+        ),
+    ):
+        ours = decode(LMStepModel(st), prompts, cfg)
+        wrapped = decode(SelfTerminatingStepModel(as_step_model(plain), 2, 0.05), prompts, cfg)
+        assert torch.equal(ours.sequences, wrapped.sequences)
+        torch.testing.assert_close(ours.scores, wrapped.scores, atol=1e-4, rtol=1e-4)
+        assert wrapped.finished.all()
