@@ -257,7 +257,7 @@ class LMStepModel:
 
     The prompt is the context: every prompt position but the last gets ``beta = 1``, so the
     ST bound ``p_t(eos) >= 1 - (1 - eps)^(t+1)`` counts ``t`` from the first generated token.
-    Prompts must all have the same length (no left padding).
+    Prompts must all have the same length (no left padding). Puts ``model`` in eval mode.
     """
 
     def __init__(self, model: nn.Module) -> None:
