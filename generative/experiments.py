@@ -24,7 +24,14 @@ from .vae import VAEConfig, VAEModel, VAETrainer, VAETrainingArguments
 from .wgan import WGANConfig, WGANModel
 from .wgan_trainer import WGANTrainer, WGANTrainingArguments
 
-__all__ = ["ExperimentConfig", "W1TrackingCallback", "run_experiments", "results_markdown", "PARTS"]
+__all__ = [
+    "ExperimentConfig",
+    "W1TrackingCallback",
+    "run_experiments",
+    "results_markdown",
+    "plot_toy_samples",
+    "PARTS",
+]
 
 PARTS = ("minibatch", "vae", "wgan_toy", "wgan_digits")
 OBJECTIVES = ("clip", "gp", "gp0", "sn", "ctransform")
@@ -390,6 +397,42 @@ def run_wgan_toy(cfg: ExperimentConfig, rec: _Recorder) -> None:
             f"generative_wgan_{toy}_w1.png",
         )
     rec.savefig(fig, "generative_wgan_toy_samples.png")
+
+
+def plot_toy_samples(run_dirs: list[str], img_path: str, seed: int = 0) -> None:
+    """Redraw the toy sample grid (rows: toys, columns: objectives) from saved samples.
+
+    Reads ``wgan_{toy}_{objective}_samples.npy`` written by `run_wgan_toy` in `run_dirs`.
+    """
+    plt = _plt()
+    found = {}
+    for d in run_dirs:
+        for f in sorted(Path(d).glob("wgan_*_samples.npy")):
+            _, toy, obj, _ = f.name.split("_", 3)
+            if toy != "digits":
+                found[(toy, obj)] = np.load(f)
+    toys = sorted({t for t, _ in found})
+    objs = [o for o in OBJECTIVES if any(k[1] == o for k in found)]
+    fig, axes = plt.subplots(
+        len(toys), len(objs), figsize=(2.2 * len(objs), 2.2 * len(toys)), squeeze=False
+    )
+    for r, toy in enumerate(toys):
+        ref = sample_toy(toy, 500, seed=seed + 2)
+        for c, obj in enumerate(objs):
+            ax = axes[r][c]
+            ax.set_xlim(-3, 3)
+            ax.set_ylim(-3, 3)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.scatter(ref[:, 0], ref[:, 1], s=1, c="0.7")
+            if (toy, obj) in found:
+                s = found[(toy, obj)][:500]
+                ax.scatter(s[:, 0], s[:, 1], s=1, c="C3")
+                ax.set_title(f"{toy} / {obj}", fontsize=8)
+            else:
+                ax.set_title(f"{toy} / {obj}: not run", fontsize=8)
+    fig.savefig(img_path, dpi=72, bbox_inches="tight")
+    plt.close(fig)
 
 
 def run_wgan_digits(cfg: ExperimentConfig, rec: _Recorder) -> None:
