@@ -217,6 +217,47 @@ class UniLMStepModel:
         )
         return self.model.lm_head(hidden[:, -1]).float(), state
 
+    def extend(
+        self,
+        state: UniLMState,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> UniLMState:
+        """Read a block of new tokens (e.g. a sampled answer + ``[SEP]``) into a cached state in
+        one pass, so that a prompt shared by several continuations is encoded only once.
+
+        Args:
+            state: a cached state (its rows already selected with `reorder`); updated in place.
+            input_ids: ``(N, k)`` the new tokens, right-padded where rows differ.
+            attention_mask: ``(N, k)`` 1 on real tokens (default: all ones).
+            token_type_ids: ``(N, k)`` segments (default: all 1, target).
+
+        Returns:
+            The state; its pending logits are those of the token after each row's last real
+            new token, so ``step`` returns them first.
+        """
+        if state.cache is None:
+            raise ValueError("extend needs a cached state (use_cache=True)")
+        n, new = input_ids.shape
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if token_type_ids is None:
+            token_type_ids = torch.ones_like(input_ids)
+        attention_mask = attention_mask.long()
+        positions = state.next_position[:, None] + _positions(attention_mask)
+        state.attention_mask = torch.cat([state.attention_mask, attention_mask], dim=-1)
+        state.token_type_ids = torch.cat([state.token_type_ids, token_type_ids.long()], dim=-1)
+        dtype = self.model.mask_dtype(input_ids.device)
+        mask = _last_rows_mask(state.token_type_ids, state.attention_mask, new, dtype)
+        hidden = self._run(input_ids, token_type_ids, positions, mask, state.cache)
+        last = new - 1 - attention_mask.flip(-1).argmax(-1)
+        rows = torch.arange(n, device=hidden.device)
+        state.logits = self.model.lm_head(hidden[rows, last]).float()
+        state.next_position = state.next_position + attention_mask.sum(-1)
+        state.seen += new
+        return state
+
     def reorder(self, state: UniLMState, index: torch.LongTensor) -> UniLMState:
         """Select rows (expand for beams/samples, or follow beams); the cache in place."""
         if state.cache is not None:

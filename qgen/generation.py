@@ -26,7 +26,7 @@ import torch
 from decoding import DecodingConfig, decode
 
 from .data import _tokenize, encode_source, special_token_ids, split_passage
-from .fast_decoding import UniLMStepModel
+from .fast_decoding import UniLMState, UniLMStepModel
 
 __all__ = [
     "PRESETS",
@@ -203,6 +203,34 @@ class _Window:
     offsets: list[tuple[int, int]] = dataclasses.field(default_factory=list)
 
 
+@dataclasses.dataclass
+class _Batch:
+    """Padded sources and, with the cache, their encoded state."""
+
+    step_model: UniLMStepModel
+    ids: torch.Tensor
+    mask: torch.Tensor
+    tt: torch.Tensor
+    state: UniLMState | None
+
+
+class _Prefilled:
+    """A step model whose ``start`` hands `decoding.decode` a state that was read already
+    (the sources encoded once, answers appended with `UniLMStepModel.extend`)."""
+
+    def __init__(self, step_model: UniLMStepModel, state: UniLMState):
+        self.step_model, self.state = step_model, state
+
+    def start(self, input_ids: torch.Tensor, **_: Any) -> UniLMState:
+        return self.state
+
+    def step(self, input_ids: torch.Tensor, state: UniLMState):
+        return self.step_model.step(input_ids, state)
+
+    def reorder(self, state: UniLMState, index: torch.Tensor) -> UniLMState:
+        return self.step_model.reorder(state, index)
+
+
 class QAGenerator:
     """Generate question-answer pairs (task ``qag``) or questions (``qg`` / ``sentence-qg``).
 
@@ -291,38 +319,59 @@ class QAGenerator:
             mask[i, : len(r)] = 1
         return ids.to(self.device), mask.to(self.device), tt.to(self.device)
 
-    def _run(
+    def _encode(self, sources: list[list[int]]) -> _Batch:
+        """Pad the sources; with the cache, also encode them once (the state every stage and
+        every answer of a source starts from)."""
+        ids, mask, tt = self._pad(sources, [[0] * len(s) for s in sources])
+        step_model = UniLMStepModel(self.model, use_cache=self.use_cache)
+        state = None
+        if self.use_cache:
+            with torch.no_grad():
+                state = step_model.start(ids, attention_mask=mask, token_type_ids=tt)
+        return _Batch(step_model, ids, mask, tt, state)
+
+    def _decode(
         self,
-        sources: list[list[int]],
+        batch: _Batch,
         config: DecodingConfig,
+        rows: list[int] | None = None,
         prefixes: list[list[int]] | None = None,
         generator: torch.Generator | None = None,
     ) -> list[tuple[list[int], float, int, bool]]:
         """Decode one target per (expanded) row: ``[CLS] src [SEP] <pad> prefix`` -> tokens.
 
-        Returns, per output row (grouped by input row), ``(ids before sep, sum logp, length,
-        finished)``.
+        Args:
+            batch: the encoded sources.
+            config: decoding settings.
+            rows: which sources to continue (default: all, in order); may repeat.
+            prefixes: per row, target tokens to read first (the answer + [SEP] in stage 2).
+            generator: random generator for sampling.
+
+        Returns:
+            Per output row (grouped by input row), ``(ids before the end token, sum logp,
+            length, finished)``.
         """
-        src_ids, src_mask, src_tt = self._pad(sources, [[0] * len(s) for s in sources])
-        if prefixes is not None and any(prefixes):
-            pre_ids, pre_mask, pre_tt = self._pad(
-                [p or [self.tokenizer.pad_token_id] for p in prefixes],
-                [[1] * len(p) for p in prefixes],
+        index = torch.arange(batch.ids.shape[0]) if rows is None else torch.tensor(rows)
+        index = index.to(self.device)
+        ids, mask, tt = (x.index_select(0, index) for x in (batch.ids, batch.mask, batch.tt))
+        state = None
+        if batch.state is not None:  # a private copy: decode updates its state in place
+            state = dataclasses.replace(batch.state, cache=list(batch.state.cache))
+            state = batch.step_model.reorder(state, index)
+        if prefixes is not None:
+            pre_ids, pre_mask, pre_tt = self._pad(prefixes, [[1] * len(p) for p in prefixes])
+            ids, mask, tt = (
+                torch.cat(x, dim=1) for x in ((ids, pre_ids), (mask, pre_mask), (tt, pre_tt))
             )
-            empty = torch.tensor([not p for p in prefixes], device=self.device)
-            pre_mask = pre_mask.masked_fill(empty[:, None], 0)
-            pre_tt = pre_tt * pre_mask
-            src_ids = torch.cat([src_ids, pre_ids], dim=1)
-            src_mask = torch.cat([src_mask, pre_mask], dim=1)
-            src_tt = torch.cat([src_tt, pre_tt], dim=1)
+            if state is not None:
+                with torch.no_grad():
+                    state = batch.step_model.extend(state, pre_ids, pre_mask, pre_tt)
         if generator is not None:
             config = dataclasses.replace(config, generator=generator)
-        step_model = UniLMStepModel(self.model, use_cache=self.use_cache)
+        model = batch.step_model if state is None else _Prefilled(batch.step_model, state)
         with torch.no_grad():
-            out = decode(
-                step_model, src_ids, config, attention_mask=src_mask, token_type_ids=src_tt
-            )
-        width = src_ids.shape[1]
+            out = decode(model, ids, config, attention_mask=mask, token_type_ids=tt)
+        width = ids.shape[1]
         results = []
         for row, score, length, finished in zip(
             out.sequences[:, width:].tolist(),
@@ -400,7 +449,8 @@ class QAGenerator:
         pairs: list[list[dict[str, Any]]] = [[] for _ in passages]
         for b in range(0, len(windows), batch_size):
             chunk = windows[b : b + batch_size]
-            answers = self._run([w.source for w in chunk], config, generator=generator)
+            batch = self._encode([w.source for w in chunk])
+            answers = self._decode(batch, config, generator=generator)
             # Distinct finished answers per window (identical samples decode the same question).
             todo: dict[tuple[int, tuple[int, ...]], tuple[float, int]] = {}
             for r, (ids, score, length, finished) in enumerate(answers):
@@ -410,9 +460,10 @@ class QAGenerator:
             if not todo:
                 continue
             keys = list(todo)
-            questions = self._run(
-                [chunk[w].source for w, _ in keys],
+            questions = self._decode(
+                batch,
                 self.question_config,
+                rows=[w for w, _ in keys],
                 prefixes=[[*ids, self.sep_id] for _, ids in keys],
             )
             for (w, ids), (q_ids, q_score, q_len, q_done) in zip(keys, questions):
@@ -499,9 +550,8 @@ class QAGenerator:
             metas.append({"answer": text, "answer_start": span[0] if span else -1})
         results = []
         for b in range(0, len(sources), batch_size):
-            for ids, score, length, _ in self._run(
-                sources[b : b + batch_size], self.question_config
-            ):
+            batch = self._encode(sources[b : b + batch_size])
+            for ids, score, length, _ in self._decode(batch, self.question_config):
                 results.append(
                     {"question": self._decode_text(ids), "score": score / max(length, 1)}
                 )

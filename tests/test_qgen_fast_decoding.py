@@ -108,3 +108,43 @@ def test_padding_inside_the_prompt_is_transparent():
     batched = decode(UniLMStepModel(model), ids, config, attention_mask=am, token_type_ids=tt)
     alone = decode(UniLMStepModel(model), ids[1:2, :9], config, token_type_ids=tt[1:2, :9])
     assert torch.equal(batched.sequences[1, 12:], alone.sequences[0, 9:])
+
+
+def test_extend_equals_reading_the_whole_prompt():
+    """Encode sources once, pick rows (repeats allowed), append padded answers: same logits
+    and the same continuation as starting from the concatenated prompt."""
+    model = tiny_unilm_model()
+    ids, am, tt = _prompt()
+    ids, am, tt = ids[:2, :10], am[:2, :10], tt[:2, :10]  # two sources, the second padded
+    step_model = UniLMStepModel(model)
+    base = step_model.start(ids, attention_mask=am, token_type_ids=tt)
+    rows = torch.tensor([0, 1, 1])
+    prefix = torch.tensor([[11, 12, 3], [13, 3, 0], [14, 15, 3]])
+    pre_mask = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 1, 1]])
+    state = step_model.reorder(base, rows)
+    state = step_model.extend(state, prefix, pre_mask, pre_mask)
+    full_ids = torch.cat([ids[rows], prefix], dim=1)
+    full_mask = torch.cat([am[rows], pre_mask], dim=1)
+    full_tt = torch.cat([tt[rows], pre_mask], dim=1)
+    fresh = UniLMStepModel(model, use_cache=False).start(
+        full_ids, attention_mask=full_mask, token_type_ids=full_tt
+    )
+    reference, _ = UniLMStepModel(model, use_cache=False).step(full_ids, fresh)
+    assert torch.allclose(state.logits, reference, atol=1e-4)
+    config = DecodingConfig(max_new_tokens=6, eos_token_id=None)
+
+    class Prefilled(Recorder):
+        def start(self, input_ids, **kw):
+            return state
+
+    a = decode(Prefilled(step_model), full_ids, config)
+    b = decode(
+        UniLMStepModel(model, use_cache=False),
+        full_ids,
+        config,
+        attention_mask=full_mask,
+        token_type_ids=full_tt,
+    )
+    assert torch.equal(a.sequences, b.sequences)
+    with pytest.raises(ValueError, match="cached state"):
+        UniLMStepModel(model, use_cache=False).extend(fresh, prefix)

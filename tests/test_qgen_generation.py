@@ -202,3 +202,25 @@ def test_batched_equals_one_by_one():
             (p["question"], p["answer"], p["answer_start"]) for p in y
         ]
         assert all(abs(p["score"] - q["score"]) < 1e-4 for p, q in zip(x, y))
+
+
+@pytest.mark.parametrize("preset", ["default", "su-2020-11"])
+def test_shared_prefill_equals_naive_decoding(preset):
+    """The cached generator encodes each source once and appends answers with `extend`; the
+    naive one re-encodes everything every step. Same pairs and scores."""
+    tok = tiny_wordpiece_tokenizer()
+    answer = default_answer_config(strategy="greedy", top_p=1.0, consistent=False)
+    passages = [PASSAGE, "the cat sat.", "paris is the capital of france, on the river."]
+    outs = []
+    for use_cache in (True, False):
+        gen = _generator(
+            tok, answer_config=answer, question_config=PRESETS[preset][1], use_cache=use_cache
+        )
+        outs.append(gen.generate(passages, num_pairs=1, batch_size=3, keep_non_span_answers=True))
+    cached, naive = outs
+    assert any(cached)
+    for x, y in zip(cached, naive):
+        assert [(p["question"], p["answer"]) for p in x] == [
+            (p["question"], p["answer"]) for p in y
+        ]
+        assert all(abs(p["score"] - q["score"]) < 1e-4 for p, q in zip(x, y))
