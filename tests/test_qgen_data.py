@@ -319,3 +319,19 @@ def test_collator_pads_and_masks_labels(kind):
     target = (batch["token_type_ids"] == 1) & (batch["attention_mask"] == 1)
     assert torch.equal(batch["labels"][target], batch["input_ids"][target])
     assert (batch["labels"][~target] == -100).all()
+
+
+def test_real_multilingual_tokenizer(shared_models):
+    """The shared multilingual backbone's SentencePiece tokenizer: <s>/</s> framing, Chinese windows."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(shared_models / "multilingual-e5-small-zh-en")
+    assert special_token_ids(tok) == (0, 2)
+    row = _row(ZH_CONTEXT * 20, "乔戈里峰", "世界第二高山峰叫什么名字？")
+    for task in TASKS:
+        f = build_features(datasets.Dataset.from_list([row]), tok, task, max_length=64)[0]
+        ids, tt = f["input_ids"], f["token_type_ids"]
+        assert len(ids) <= 64 and ids[0] == 0 and ids[-1] == 2
+        assert tok.decode(ids[tt.index(1) :]).endswith("</s>")
+        if task == "qag":
+            assert "乔戈里峰" in tok.decode(ids[: tt.index(1)]).replace(" ", "")
