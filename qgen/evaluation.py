@@ -360,6 +360,9 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
         "--max_question_tokens", type=int, default=None, help="cap on question tokens (default 64)"
     )
     parser.add_argument(
+        "--max_answer_tokens", type=int, default=None, help="qag: cap on answer tokens (default 64)"
+    )
+    parser.add_argument(
         "--sample_seed", type=int, default=None, help="score a random subset (seeded) of sources"
     )
     parser.add_argument(
@@ -378,6 +381,10 @@ def cli_main(args: argparse.Namespace) -> dict[str, float]:
         from qgen.generation import default_question_config
 
         extra["question_config"] = default_question_config(max_new_tokens=args.max_question_tokens)
+    if args.max_answer_tokens is not None:
+        from qgen.generation import default_answer_config
+
+        extra["answer_config"] = default_answer_config(max_new_tokens=args.max_answer_tokens)
     results = evaluate_model(
         args.model,
         args.input,

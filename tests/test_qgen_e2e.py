@@ -73,7 +73,8 @@ def test_cli_entry_sentence_qg(trained_qag, capsys):
     add_cli_arguments(parser)
     args = parser.parse_args(
         ["--model", str(trained_qag), "--input", str(SAMPLE), "--task", "sentence-qg",
-         "--max_samples", "2", "--no_meteor", "--max_source_length", "128"]
+         "--max_samples", "2", "--no_meteor", "--max_source_length", "128",
+         "--max_question_tokens", "8", "--max_answer_tokens", "8", "--sample_seed", "0"]
     )  # fmt: skip
     scores = cli_main(args)
     assert scores["num_sources"] == 2 and scores["tokenize"] == "word"
