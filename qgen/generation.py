@@ -16,6 +16,7 @@ default is top-p 0.95 (consistent) + beam 5.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -231,6 +232,21 @@ class _Prefilled:
         return self.step_model.reorder(state, index)
 
 
+def _in_eval_mode(method):
+    """Run a generation method without dropout; a model that was training is put back."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.model.train(was_training)
+
+    return wrapper
+
+
 class QAGenerator:
     """Generate question-answer pairs (task ``qag``) or questions (``qg`` / ``sentence-qg``).
 
@@ -408,6 +424,7 @@ class QAGenerator:
         return torch.Generator(device=self.device).manual_seed(self.seed)
 
     # ------------------------------------------------------------------ public API
+    @_in_eval_mode
     def generate(
         self,
         passages: Sequence[str],
@@ -497,6 +514,7 @@ class QAGenerator:
             "score": score,
         }
 
+    @_in_eval_mode
     def generate_questions(
         self,
         passages: Sequence[str],

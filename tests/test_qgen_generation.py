@@ -224,3 +224,17 @@ def test_shared_prefill_equals_naive_decoding(preset):
             (p["question"], p["answer"]) for p in y
         ]
         assert all(abs(p["score"] - q["score"]) < 1e-4 for p, q in zip(x, y))
+
+
+def test_generation_runs_in_eval_mode_and_restores_training():
+    tok = tiny_wordpiece_tokenizer()
+    gen = _generator(tok)
+    gen.model.train()
+    seen = []
+    gen.model.bert.embeddings.register_forward_pre_hook(
+        lambda module, args: seen.append(module.training)
+    )
+    gen.generate_questions(["the cat sat."])
+    assert seen and not any(seen)  # no dropout while generating
+    assert gen.model.training
+    assert gen.generate.__name__ == "generate" and "num_pairs" in gen.generate.__doc__
