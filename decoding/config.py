@@ -52,6 +52,14 @@ class DecodingConfig:
         default=None, repr=False, metadata={"help": "explicit generator (overrides seed)"}
     )
     use_cache: bool = field(default=True, metadata={"help": "use the model's KV cache"})
+    inference_mode: bool = field(
+        default=True,
+        metadata={
+            "help": "run under torch.inference_mode (about 5% faster on CPU; outputs are cloned "
+            "to normal tensors); False: torch.no_grad, for step models that cache tensors "
+            "they later use with autograd"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:

@@ -6,6 +6,7 @@ The strategy is looked up by name in `STRATEGY_REGISTRY` (filled with `register_
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from typing import Any
 
 import torch
@@ -48,7 +49,6 @@ register_strategy("sample")(sample_search)
 register_strategy("beam")(beam_search)
 
 
-@torch.no_grad()
 def decode(
     model: Any,
     input_ids: torch.LongTensor,
@@ -73,6 +73,22 @@ def decode(
         A `DecodingOutput` with ``B * num_return_sequences`` rows grouped by input row.
     """
     config = config or DecodingConfig()
+    if not config.inference_mode:
+        with torch.no_grad():
+            return _decode(model, input_ids, config, logits_processor, model_kwargs)
+    with torch.inference_mode():
+        out = _decode(model, input_ids, config, logits_processor, model_kwargs)
+    # Outside inference mode a clone is a normal tensor, usable with autograd later.
+    return DecodingOutput(**{f.name: getattr(out, f.name).clone() for f in fields(out)})
+
+
+def _decode(
+    model: Any,
+    input_ids: torch.LongTensor,
+    config: DecodingConfig,
+    logits_processor: Sequence[LogitsProcessor],
+    model_kwargs: dict[str, Any],
+) -> DecodingOutput:
     if config.strategy not in STRATEGY_REGISTRY:
         raise ValueError(
             f"strategy={config.strategy!r} is unknown; known: {sorted(STRATEGY_REGISTRY)}"

@@ -101,7 +101,7 @@ class _EosKeeper(LogitsProcessor):
         if self.keep_eos and not self.eos_token_ids:
             raise ValueError(f"{type(self).__name__} needs an eos_token_id, got eos_token_id=None")
         self.min_tokens_to_keep = min_tokens_to_keep
-        self._eos_cache: dict[torch.device, torch.Tensor] = {}
+        self._eos = torch.tensor(self.eos_token_ids, dtype=torch.long)
 
     def _remove_mask(self, scores: torch.Tensor) -> torch.Tensor | None:
         raise NotImplementedError
@@ -112,11 +112,7 @@ class _EosKeeper(LogitsProcessor):
             return scores
         if self.keep_eos:
             check_eos_in_vocab(self.eos_token_ids, scores.shape[-1])
-            eos = self._eos_cache.get(scores.device)
-            if eos is None:
-                eos = self._eos_cache[scores.device] = torch.tensor(
-                    self.eos_token_ids, device=scores.device
-                )
+            eos = self._eos.to(scores.device)
             remove = remove.index_fill(-1, eos, False)  # the consistency fix of Welleck et al.
         return scores.masked_fill(remove, -float("inf"))
 

@@ -309,3 +309,18 @@ def test_extra_logits_processor_matches_generate(gpt2, gpt2_eos):
     torch.manual_seed(2)
     theirs = gpt2.generate(ids, attention_mask=mask, logits_processor=[ban], **generate_kwargs(cfg))
     assert torch.equal(ours.sequences, theirs) and not ours.finished.any()
+
+
+@pytest.mark.parametrize("inference_mode", [True, False])
+def test_outputs_are_normal_tensors(gpt2, gpt2_eos, inference_mode):
+    ids, mask = _batch(8)
+    cfg = _config(gpt2_eos, inference_mode=inference_mode)
+    out = decode(gpt2, ids, cfg, attention_mask=mask)
+    assert not out.sequences.is_inference()
+    emb = torch.nn.Embedding(VOCAB, 4)
+    emb(out.sequences).sum().backward()  # usable as training input afterwards
+    assert emb.weight.grad is not None
+    reference = decode(
+        gpt2, ids, _config(gpt2_eos, inference_mode=not inference_mode), attention_mask=mask
+    )
+    assert torch.equal(out.sequences, reference.sequences)
