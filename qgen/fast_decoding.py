@@ -23,11 +23,63 @@ import torch.nn.functional as F
 
 from .modeling import UniLMForQAGeneration, unilm_attention_mask
 
-__all__ = ["UniLMState", "UniLMStepModel"]
+__all__ = ["KVCache", "UniLMState", "UniLMStepModel"]
 
 
 def _select(x: torch.Tensor | None, index: torch.Tensor) -> torch.Tensor | None:
     return None if x is None else x.index_select(0, index.to(x.device))
+
+
+class KVCache:
+    """Per-layer keys and values, each ``(N, heads, capacity, d)``, filled up to ``length``.
+
+    Buffers keep spare capacity so that a new token is written in place; concatenating at every
+    step would copy the whole cache once per token and layer.
+    """
+
+    GROW = 64  # spare positions allocated at a time
+
+    def __init__(
+        self,
+        keys: list[torch.Tensor] | None = None,
+        values: list[torch.Tensor] | None = None,
+        length: int = 0,
+    ):
+        self.keys = keys or []
+        self.values = values or []
+        self.length = length
+
+    def write(
+        self, layer: int, key: torch.Tensor, value: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store ``key``/``value`` ``(N, heads, q, d)`` of layer ``layer`` after the first
+        ``length`` positions; returns views of that layer's keys/values up to ``length + q``."""
+        end = self.length + key.shape[2]
+        if layer == len(self.keys):
+            shape = (*key.shape[:2], end + self.GROW, key.shape[3])
+            self.keys.append(key.new_empty(shape))
+            self.values.append(value.new_empty(shape))
+        elif end > self.keys[layer].shape[2]:
+            for buffers in (self.keys, self.values):
+                old = buffers[layer]
+                grown = old.new_empty(
+                    (*old.shape[:2], max(2 * old.shape[2], end + self.GROW), old.shape[3])
+                )
+                grown[:, :, : self.length] = old[:, :, : self.length]
+                buffers[layer] = grown
+        self.keys[layer][:, :, self.length : end] = key
+        self.values[layer][:, :, self.length : end] = value
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+
+    def advance(self, q: int) -> None:
+        """Mark ``q`` more positions as filled (after every layer was written)."""
+        self.length += q
+
+    def reorder(self, index: torch.Tensor) -> KVCache:
+        """A new cache with rows ``index`` (this one is left as it is)."""
+        keys = [k.index_select(0, index.to(k.device)) for k in self.keys]
+        values = [v.index_select(0, index.to(v.device)) for v in self.values]
+        return KVCache(keys, values, self.length)
 
 
 @dataclass
@@ -35,8 +87,7 @@ class UniLMState:
     """State of `UniLMStepModel` for ``N`` rows.
 
     Attributes:
-        cache: per layer, ``(keys, values)`` of every position read so far, each
-            ``(N, heads, seen, d)`` (``None`` without caching).
+        cache: keys/values of every position read so far (``None`` without caching).
         attention_mask: ``(N, seen)`` 1 on real tokens (prompt padding 0, generated tokens 1).
         token_type_ids: ``(N, seen)`` segments of the tokens read so far.
         next_position: ``(N,)`` position id of the next token.
@@ -44,7 +95,7 @@ class UniLMState:
         logits: ``(N, V)`` next-token logits from the prompt, not yet returned by ``step``.
     """
 
-    cache: list[tuple[torch.Tensor, torch.Tensor]] | None
+    cache: KVCache | None
     attention_mask: torch.Tensor
     token_type_ids: torch.Tensor
     next_position: torch.Tensor
@@ -68,7 +119,7 @@ def _last_rows_mask(
     return mask.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
 
 
-def _cached_layer(layer, hidden: torch.Tensor, mask: torch.Tensor, past):
+def _cached_layer(layer, index: int, hidden: torch.Tensor, mask: torch.Tensor, cache: KVCache):
     """One `BertLayer` (eval mode) over ``hidden`` ``(N, q, H)`` with cached keys/values.
 
     The same arithmetic as BERT's layer -- self-attention, output projection + residual +
@@ -81,14 +132,11 @@ def _cached_layer(layer, hidden: torch.Tensor, mask: torch.Tensor, past):
     query = att.query(hidden).view(shape).transpose(1, 2)  # (N, heads, q, d)
     key = att.key(hidden).view(shape).transpose(1, 2)
     value = att.value(hidden).view(shape).transpose(1, 2)
-    if past is not None:
-        key = torch.cat([past[0], key], dim=2)  # (N, heads, seen + q, d)
-        value = torch.cat([past[1], value], dim=2)
+    key, value = cache.write(index, key, value)  # (N, heads, seen + q, d)
     context = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=att.scaling)
     context = context.transpose(1, 2).reshape(n, q, -1)  # (N, q, H)
     attention = layer.attention.output(context, hidden)
-    out = layer.output(layer.intermediate(attention), attention)
-    return out, (key, value)
+    return layer.output(layer.intermediate(attention), attention)
 
 
 class UniLMStepModel:
@@ -119,12 +167,12 @@ class UniLMStepModel:
         token_type_ids: torch.Tensor,
         position_ids: torch.Tensor,
         mask: torch.Tensor,
-        cache: list[tuple[torch.Tensor, torch.Tensor]] | None,
+        cache: KVCache | None,
     ) -> torch.Tensor:
         """Embeddings + encoder layers for the given positions; returns ``(N, q, H)``.
 
-        With ``cache`` (a list with one ``(keys, values)`` per layer, each ``(N, heads, seen,
-        d)``), the positions attend to the cached ones too and their keys/values are appended.
+        With ``cache``, the positions attend to the cached ones too and their keys/values are
+        appended to it.
         Without it this is BERT's own encoder (the reference path).
         """
         bert = self.model.bert
@@ -134,11 +182,8 @@ class UniLMStepModel:
         if cache is None:
             return bert.encoder(hidden, attention_mask=mask).last_hidden_state
         for i, layer in enumerate(bert.encoder.layer):
-            hidden, kv = _cached_layer(layer, hidden, mask, cache[i] if i < len(cache) else None)
-            if i < len(cache):
-                cache[i] = kv
-            else:
-                cache.append(kv)
+            hidden = _cached_layer(layer, i, hidden, mask, cache)
+        cache.advance(input_ids.shape[1])
         return hidden
 
     def _encode_all(self, state: UniLMState, input_ids: torch.Tensor) -> torch.Tensor:
@@ -176,7 +221,7 @@ class UniLMStepModel:
             token_type_ids = torch.zeros_like(input_ids)
         attention_mask = attention_mask.long()
         state = UniLMState(
-            cache=[] if self.use_cache else None,
+            cache=KVCache() if self.use_cache else None,
             attention_mask=attention_mask,
             token_type_ids=token_type_ids.long(),
             next_position=attention_mask.sum(-1),
@@ -261,10 +306,7 @@ class UniLMStepModel:
     def reorder(self, state: UniLMState, index: torch.LongTensor) -> UniLMState:
         """Select rows (expand for beams/samples, or follow beams); the cache in place."""
         if state.cache is not None:
-            index = index.to(state.attention_mask.device)
-            state.cache = [
-                (k.index_select(0, index), v.index_select(0, index)) for k, v in state.cache
-            ]
+            state.cache = state.cache.reorder(index)
         state.attention_mask = _select(state.attention_mask, index)
         state.token_type_ids = _select(state.token_type_ids, index)
         state.next_position = _select(state.next_position, index)

@@ -372,7 +372,7 @@ class QAGenerator:
         ids, mask, tt = (x.index_select(0, index) for x in (batch.ids, batch.mask, batch.tt))
         state = None
         if batch.state is not None:  # a private copy: decode updates its state in place
-            state = dataclasses.replace(batch.state, cache=list(batch.state.cache))
+            state = dataclasses.replace(batch.state)  # reorder gives it its own cache
             state = batch.step_model.reorder(state, index)
         if prefixes is not None:
             pre_ids, pre_mask, pre_tt = self._pad(prefixes, [[1] * len(p) for p in prefixes])

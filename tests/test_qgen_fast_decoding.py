@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from decoding import DecodingConfig, StepModel, decode
-from qgen.fast_decoding import UniLMStepModel
+from qgen.fast_decoding import KVCache, UniLMStepModel
 from qgen.testing import tiny_unilm_model
 
 EOS = 3
@@ -148,3 +148,17 @@ def test_extend_equals_reading_the_whole_prompt():
     assert torch.equal(a.sequences, b.sequences)
     with pytest.raises(ValueError, match="cached state"):
         UniLMStepModel(model, use_cache=False).extend(fresh, prefix)
+
+
+def test_cache_growth_keeps_decoding_exact(monkeypatch):
+    """Buffers that must grow while decoding (1 spare position at a time) change nothing."""
+    model = tiny_unilm_model()
+    ids, am, tt = _prompt()
+    config = DecodingConfig(strategy="beam", num_beams=2, max_new_tokens=10, eos_token_id=None)
+    expected = decode(
+        UniLMStepModel(model, use_cache=False), ids, config, attention_mask=am, token_type_ids=tt
+    )
+    monkeypatch.setattr(KVCache, "GROW", 1)
+    got = decode(UniLMStepModel(model), ids, config, attention_mask=am, token_type_ids=tt)
+    assert torch.equal(got.sequences, expected.sequences)
+    assert torch.allclose(got.scores, expected.scores, atol=1e-4)
