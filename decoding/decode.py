@@ -73,6 +73,7 @@ def decode(
         A `DecodingOutput` with ``B * num_return_sequences`` rows grouped by input row.
     """
     config = config or DecodingConfig()
+    _check_inputs(input_ids, model_kwargs.get("attention_mask"))
     if not config.inference_mode:
         with torch.no_grad():
             return _decode(model, input_ids, config, logits_processor, model_kwargs)
@@ -113,6 +114,18 @@ def _decode(
         return build_processors(config, vocab_size, prompt_len, pad_lengths, logits_processor)
 
     return STRATEGY_REGISTRY[config.strategy](step_model, sequences, state, config, make_processors)
+
+
+def _check_inputs(input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
+    if input_ids.dim() != 2 or input_ids.shape[1] == 0:
+        raise ValueError(
+            f"input_ids must have shape (B, T) with T >= 1, got input_ids.shape={tuple(input_ids.shape)}"
+        )
+    if attention_mask is not None and attention_mask.shape != input_ids.shape:
+        raise ValueError(
+            f"attention_mask.shape={tuple(attention_mask.shape)} differs from "
+            f"input_ids.shape={tuple(input_ids.shape)}"
+        )
 
 
 def _left_pad_lengths(

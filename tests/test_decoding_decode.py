@@ -285,6 +285,10 @@ def test_bad_inputs_raise(gpt2):
         decode(gpt2, torch.tensor([[5, 6]]), DecodingConfig(eos_token_id=500))
     with pytest.raises(TypeError, match="StepModel"):
         decode(object(), torch.tensor([[5, 6]]))
+    with pytest.raises(ValueError, match=r"input_ids.shape=\(2,\)"):
+        decode(gpt2, torch.tensor([5, 6]))
+    with pytest.raises(ValueError, match=r"attention_mask.shape=\(1, 3\)"):
+        decode(gpt2, torch.tensor([[5, 6]]), attention_mask=torch.ones(1, 3))
 
 
 class BanToken(LogitsProcessor):
