@@ -328,3 +328,15 @@ def test_outputs_are_normal_tensors(gpt2, gpt2_eos, inference_mode):
         gpt2, ids, _config(gpt2_eos, inference_mode=not inference_mode), attention_mask=mask
     )
     assert torch.equal(out.sequences, reference.sequences)
+
+
+def test_encoder_decoder_sampling_matches_generate(bart, bart_eos):
+    ids, mask = _batch(9)
+    ids, mask = ids.flip(1), mask.flip(1)
+    cfg = _config(
+        bart_eos, strategy="sample", top_p=0.7, consistent=True, seed=4, num_return_sequences=2
+    )
+    ours = decode(bart, ids, cfg, attention_mask=mask)
+    torch.manual_seed(4)
+    theirs = bart.generate(ids, attention_mask=mask, **generate_kwargs(cfg))
+    assert torch.equal(ours.sequences, theirs)
