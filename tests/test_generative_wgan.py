@@ -87,6 +87,17 @@ def test_ctransform_estimate_matches_loops():
     )
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_ctransform_estimate_is_a_lower_bound_of_exact_batch_w1(seed):
+    # (phi, phi^c) is dual-feasible, so W_hat <= W1 for any critic; the optimal dual attains it
+    from generative.ot import batch_w1
+
+    torch.manual_seed(seed)
+    critic = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
+    real, fake = torch.randn(12, 2), torch.randn(12, 2) + 1.0
+    assert ctransform_estimate(critic, real, fake).item() <= batch_w1(real, fake) + 1e-6
+
+
 def test_ctransform_generator_gradient_reaches_only_fake():
     critic = _linear_critic([1.0, 0.0])
     real = torch.randn(5, 2, requires_grad=True)
