@@ -270,8 +270,9 @@ def evaluate_model(
         model: a qgen model directory (``scripts/train_qag.py`` output).
         input_path: SQuAD-format JSON / JSONL with gold questions.
         task: ``"qg"`` / ``"sentence-qg"`` (BLEU/METEOR/ROUGE-L against all gold questions of
-            the same source) or ``"qag"`` (answer validity and diversity of ``num_pairs`` pairs
-            per passage).
+            the same source) or ``"qag"`` (answer validity and diversity of up to ``num_pairs``
+            finished pairs per passage; non-span answers are kept for this, so validity is the
+            share of the model's finished answers that are passage spans).
         max_samples: score only the first N sources (unique (passage, answer) / sentence /
             passage), in file order.
         tokenize: ``"word"``, ``"char"`` or ``"auto"`` (``"char"`` when the gold questions
@@ -314,7 +315,10 @@ def evaluate_model(
     passages = [s["context"] for s in sources]
     t0 = time.perf_counter()
     if task == "qag":
-        pairs = generator.generate(passages, num_pairs=num_pairs, batch_size=batch_size)
+        # keep non-span answers so that validity measures the model, not the generator's filter
+        pairs = generator.generate(
+            passages, num_pairs=num_pairs, batch_size=batch_size, keep_non_span_answers=True
+        )
         results = {
             "answer_validity": answer_validity(
                 [p for p, ps in zip(passages, pairs) for _ in ps],
