@@ -341,29 +341,34 @@ def write_report(
     table = "\n".join(lines) + "\n"
     if table_path:
         table_path.write_text(table)
-    if plot_path:
+    if plot_path and any(r["method"] == "baseline" for r in rows):
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        tasks = list(dict.fromkeys(r["task"] for r in rows))
+        has_base = {r["task"] for r in rows if r["method"] == "baseline"}
+        tasks = [t for t in dict.fromkeys(r["task"] for r in rows) if t in has_base]
         fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.4), squeeze=False)
         for ax, task in zip(axes[0], tasks):
-            rs = [r for r in rows if r["task"] == task]
+            base = next(r for r in rows if r["task"] == task and r["method"] == "baseline")
+            rs = [r for r in rows if r["task"] == task and r["method"] != "baseline"]
             x = np.arange(len(rs))
             ax.bar(
                 x,
-                [r["mean"] for r in rs],
-                yerr=[r["std"] for r in rs],
+                [r["delta"] for r in rs],
+                yerr=[r["paired_std"] for r in rs],
                 capsize=3,
-                color=["grey" if r["method"] == "baseline" else "tab:blue" for r in rs],
+                color="tab:blue",
+                alpha=0.6,
             )
+            for i, r in enumerate(rs):  # one dot per seed: accuracy minus the same seed's baseline
+                diffs = [r["per_seed"][s] - base["per_seed"][s] for s in r["per_seed"]]
+                ax.plot([i] * len(diffs), diffs, "k.", ms=6)
+            ax.axhline(0, color="grey", lw=0.8)
             ax.set_xticks(x, [r["method"] for r in rs], rotation=45, ha="right")
-            lo = min(r["mean"] - (r["std"] if r["std"] == r["std"] else 0) for r in rs)
-            ax.set_ylim(max(0, lo - 5), 100)
-            ax.set_title(f"{task} (n={rs[0]['n']} seeds)")
-            ax.set_ylabel("accuracy %")
+            ax.set_title(f"{task}: baseline {base['mean']:.1f} ± {base['std']:.1f}%")
+            ax.set_ylabel("Δ accuracy vs baseline (points)")
         fig.tight_layout()
         fig.savefig(plot_path, dpi=80)
         plt.close(fig)

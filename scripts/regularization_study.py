@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if script.quick:
         cfg.seeds, cfg.max_steps, cfg.trec_n_train, cfg.sst2_pool = "0", 2, 16, 800
         cfg.eval_size, cfg.max_length = 16, 16
-        cfg.trec_methods, cfg.sst2_methods = "baseline,fgm", "vat"
+        cfg.trec_methods, cfg.sst2_methods = "baseline,fgm", "baseline,vat"
     set_seed(0)
     if script.report_only:
         path = Path(cfg.output_dir) / "results.jsonl"

@@ -36,6 +36,7 @@ def test_study_quick_mode_runs_end_to_end(shared_data, tmp_path):
     assert {(r["task"], r["method"]) for r in rows} == {
         ("trec", "baseline"),
         ("trec", "fgm"),
+        ("sst2", "baseline"),
         ("sst2", "vat"),
     }
     assert all(0.0 <= r["mean"] <= 100.0 for r in rows)
