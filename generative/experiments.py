@@ -20,6 +20,8 @@ from transformers import TrainerCallback
 from .data import dataset_array, load_digits_dataset, sample_toy, toy_dataset, toy_spec
 from .metrics import DigitClassifier, minibatch_w1_comparison, mode_metrics
 from .ot import batch_w1
+from .plots import OBJECTIVE_ORDER, curve_plot, ellipse_plot, image_grid, plot_toy_samples, pyplot
+from .report import results_markdown
 from .vae import VAEConfig, VAEModel, VAETrainer, VAETrainingArguments
 from .wgan import WGANConfig, WGANModel
 from .wgan_trainer import WGANTrainer, WGANTrainingArguments
@@ -34,7 +36,7 @@ __all__ = [
 ]
 
 PARTS = ("minibatch", "vae", "wgan_toy", "wgan_digits")
-OBJECTIVES = ("clip", "gp", "gp0", "sn", "ctransform")
+OBJECTIVES = OBJECTIVE_ORDER
 
 
 @dataclass
@@ -102,15 +104,6 @@ class W1TrackingCallback(TrainerCallback):
         )
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _common_args(out: Path, steps: int, batch: int, cfg: ExperimentConfig) -> dict:
     return dict(
         output_dir=str(out),
@@ -125,18 +118,6 @@ def _common_args(out: Path, steps: int, batch: int, cfg: ExperimentConfig) -> di
         seed=cfg.seed,
         dataloader_drop_last=True,
     )
-
-
-def _grid(images: np.ndarray, ncol: int, side: int = 8, pad: int = 1) -> np.ndarray:
-    """Tile (N, side*side) images into rows of `ncol`, with `pad` blank pixels between them."""
-    n_rows = -(-len(images) // ncol)
-    out = np.zeros((n_rows * (side + pad) - pad, ncol * (side + pad) - pad), dtype=np.float32)
-    for k, img in enumerate(images.reshape(-1, side, side)):
-        r, c = divmod(k, ncol)
-        out[
-            r * (side + pad) : r * (side + pad) + side, c * (side + pad) : c * (side + pad) + side
-        ] = img
-    return out
 
 
 class _Recorder:
@@ -155,7 +136,7 @@ class _Recorder:
 
     def savefig(self, fig, name: str) -> None:
         fig.savefig(self.img / name, dpi=72, bbox_inches="tight")
-        _plt().close(fig)
+        pyplot().close(fig)
 
 
 # -- mini-batch finding ---------------------------------------------------------------------
@@ -208,23 +189,8 @@ def _latent_cover(mu: np.ndarray, sigma: np.ndarray, n: int = 4000, seed: int = 
     return float(inside.any(1).mean())
 
 
-def _ellipse_plot(ax, mu, sigma, labels, title):
-    from matplotlib.patches import Circle, Ellipse
-
-    cmap = _plt().get_cmap("tab10")
-    for m, s, y in zip(mu, sigma, labels):
-        ax.add_patch(Ellipse(m, 2 * s[0], 2 * s[1], color=cmap(int(y)), alpha=0.15, lw=0))
-    ax.scatter(mu[:, 0], mu[:, 1], c=[cmap(int(y)) for y in labels], s=3)
-    ax.add_patch(Circle((0, 0), 1.0, fill=False, ls="--", color="k"))
-    ax.add_patch(Circle((0, 0), 2.0, fill=False, ls=":", color="k"))
-    ax.set_xlim(-3.5, 3.5)
-    ax.set_ylim(-3.5, 3.5)
-    ax.set_aspect("equal")
-    ax.set_title(title, fontsize=9)
-
-
 def run_vae(cfg: ExperimentConfig, rec: _Recorder) -> None:
-    plt = _plt()
+    plt = pyplot()
     runs = {
         "latent8_bernoulli": dict(latent_dim=8, likelihood="bernoulli"),
         "latent2_sse": dict(latent_dim=2, likelihood="gaussian"),
@@ -250,7 +216,7 @@ def run_vae(cfg: ExperimentConfig, rec: _Recorder) -> None:
             gen = torch.Generator().manual_seed(cfg.seed)
             samples = model.sample(64, generator=gen).numpy()
             fig, ax = plt.subplots(figsize=(4, 4))
-            ax.imshow(_grid(samples, 8), cmap="gray_r", vmin=0, vmax=1)
+            ax.imshow(image_grid(samples, 8), cmap="gray_r", vmin=0, vmax=1)
             ax.axis("off")
             ax.set_title(f"VAE samples ({name})", fontsize=9)
             rec.savefig(fig, "generative_vae_samples.png")
@@ -259,7 +225,7 @@ def run_vae(cfg: ExperimentConfig, rec: _Recorder) -> None:
                 model.interpolate(x[y == a][0], x[y == b][0], steps=10).numpy() for a, b in pairs
             ]
             fig, ax = plt.subplots(figsize=(6, 2.6))
-            ax.imshow(_grid(np.concatenate(strips), 10), cmap="gray_r", vmin=0, vmax=1)
+            ax.imshow(image_grid(np.concatenate(strips), 10), cmap="gray_r", vmin=0, vmax=1)
             ax.axis("off")
             ax.set_title("interpolation between codes mu(x_a) -> mu(x_b)", fontsize=9)
             rec.savefig(fig, "generative_vae_interpolation.png")
@@ -275,7 +241,7 @@ def run_vae(cfg: ExperimentConfig, rec: _Recorder) -> None:
     rec.savefig(fig, "generative_vae_curves.png")
     fig, axes = plt.subplots(1, len(ellipses), figsize=(3.3 * len(ellipses), 3.3), squeeze=False)
     for ax, (name, (mu, sigma, y)) in zip(axes[0], ellipses.items()):
-        _ellipse_plot(ax, mu, sigma, y, f"{name}: mu +- sigma")
+        ellipse_plot(ax, mu, sigma, y, f"{name}: mu +- sigma")
     rec.savefig(fig, "generative_vae_latent2.png")
 
 
@@ -309,21 +275,6 @@ def _train_wgan(cfg, rec, name, objective, config, dataset, real_pool, steps, ba
     return model, samples, tracker.history, round(time.time() - t0, 1)
 
 
-def _curve_plot(histories: dict, title: str, rec: _Recorder, fname: str) -> None:
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(histories), figsize=(2.6 * len(histories), 2.4), squeeze=False)
-    for ax, (obj, hist) in zip(axes[0], histories.items()):
-        steps = [h["step"] for h in hist]
-        ax.plot(steps, [h["exact_w1"] for h in hist], "k-", label="exact batch W1")
-        ax.plot(steps, [h["critic_estimate"] for h in hist], "r--", label="critic estimate")
-        ax.set_title(obj, fontsize=9)
-        ax.set_xlabel("critic step", fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0][0].legend(fontsize=7)
-    fig.suptitle(title, fontsize=9)
-    rec.savefig(fig, fname)
-
-
 def _summary(hist: list[dict]) -> dict:
     last = hist[-max(1, len(hist) // 4) :]  # the last quarter of the tracked points
     est, ex = (
@@ -339,7 +290,7 @@ def _summary(hist: list[dict]) -> dict:
 
 
 def run_wgan_toy(cfg: ExperimentConfig, rec: _Recorder) -> None:
-    plt = _plt()
+    plt = pyplot()
     h = cfg.toy_hidden
     config = dict(data_dim=2, noise_dim=2, generator_hidden=[h] * 3, critic_hidden=[h] * 3)
     fig, axes = plt.subplots(
@@ -390,53 +341,18 @@ def run_wgan_toy(cfg: ExperimentConfig, rec: _Recorder) -> None:
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(f"{toy} / {obj}", fontsize=8)
-        _curve_plot(
-            histories,
-            f"{toy}: critic estimate vs exact W1 (batch {cfg.toy_batch})",
-            rec,
+        rec.savefig(
+            curve_plot(
+                histories,
+                f"{toy}: critic estimate vs exact W1 (batch {cfg.toy_batch})",
+            ),
             f"generative_wgan_{toy}_w1.png",
         )
     rec.savefig(fig, "generative_wgan_toy_samples.png")
 
 
-def plot_toy_samples(run_dirs: list[str], img_path: str, seed: int = 0) -> None:
-    """Redraw the toy sample grid (rows: toys, columns: objectives) from saved samples.
-
-    Reads ``wgan_{toy}_{objective}_samples.npy`` written by `run_wgan_toy` in `run_dirs`.
-    """
-    plt = _plt()
-    found = {}
-    for d in run_dirs:
-        for f in sorted(Path(d).glob("wgan_*_samples.npy")):
-            _, toy, obj, _ = f.name.split("_", 3)
-            if toy != "digits":
-                found[(toy, obj)] = np.load(f)
-    toys = sorted({t for t, _ in found})
-    objs = [o for o in OBJECTIVES if any(k[1] == o for k in found)]
-    fig, axes = plt.subplots(
-        len(toys), len(objs), figsize=(2.2 * len(objs), 2.2 * len(toys)), squeeze=False
-    )
-    for r, toy in enumerate(toys):
-        ref = sample_toy(toy, 500, seed=seed + 2)
-        for c, obj in enumerate(objs):
-            ax = axes[r][c]
-            ax.set_xlim(-3, 3)
-            ax.set_ylim(-3, 3)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.scatter(ref[:, 0], ref[:, 1], s=1, c="0.7")
-            if (toy, obj) in found:
-                s = found[(toy, obj)][:500]
-                ax.scatter(s[:, 0], s[:, 1], s=1, c="C3")
-                ax.set_title(f"{toy} / {obj}", fontsize=8)
-            else:
-                ax.set_title(f"{toy} / {obj}: not run", fontsize=8)
-    fig.savefig(img_path, dpi=72, bbox_inches="tight")
-    plt.close(fig)
-
-
 def run_wgan_digits(cfg: ExperimentConfig, rec: _Recorder) -> None:
-    plt = _plt()
+    plt = pyplot()
     train, test = load_digits_dataset("train"), load_digits_dataset("test")
     x_train, y_train = dataset_array(train), dataset_array(train, "label")
     x_test, y_test = dataset_array(test), dataset_array(test, "label")
@@ -468,17 +384,18 @@ def run_wgan_digits(cfg: ExperimentConfig, rec: _Recorder) -> None:
             5e-4,
         )
         histories[obj] = hist
-        grids[obj] = _grid(samples[:36], 6)
+        grids[obj] = image_grid(samples[:36], 6)
         row = {"part": "wgan_digits", "objective": obj, "steps": cfg.digits_steps, "seconds": secs}
         row["sample_w1"] = batch_w1(samples[:n_eval], x_test[:n_eval])
         row["real_real_w1"] = baseline
         row.update(clf.score_samples(samples))
         row.update(_summary(hist))
         rec.add(row)
-    _curve_plot(
-        histories,
-        f"digits: critic estimate vs exact W1 (batch {cfg.digits_batch})",
-        rec,
+    rec.savefig(
+        curve_plot(
+            histories,
+            f"digits: critic estimate vs exact W1 (batch {cfg.digits_batch})",
+        ),
         "generative_wgan_digits_w1.png",
     )
     fig, axes = plt.subplots(1, len(grids), figsize=(2.2 * len(grids), 2.4), squeeze=False)
@@ -516,100 +433,3 @@ def run_experiments(cfg: ExperimentConfig) -> list[dict]:
         rec.add({"part": "timing", "name": part, "seconds": wall, "cpu_seconds": cpu})
     (rec.out / "results.md").write_text(results_markdown(rec.rows))
     return rec.rows
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    if isinstance(v, list):
-        return "[" + ", ".join(_fmt(x) for x in v) + "]"
-    return str(v)
-
-
-def _table(rows: list[dict], cols: list[str]) -> list[str]:
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in rows]
-    return lines + [""]
-
-
-def results_markdown(rows: list[dict]) -> str:
-    """Markdown tables of every part present in `rows` (the lines of results.jsonl)."""
-    by = {}
-    for r in rows:
-        by.setdefault(r["part"], []).append(r)
-    out: list[str] = []
-    if "minibatch" in by:
-        out += ["### Mini-batch finding (exact W1, mean over repeats)", ""]
-        out += _table(
-            by["minibatch"],
-            [
-                "data",
-                "batch_size",
-                "real_vs_real",
-                "real_vs_mean",
-                "real_vs_centroids",
-                "real_vs_real_std",
-            ],
-        )
-    if "vae" in by:
-        out += ["### VAE on digits (held-out test split, sampled z)", ""]
-        out += _table(
-            [{"regularizer": "kl", **r} for r in by["vae"]],
-            [
-                "run",
-                "latent_dim",
-                "likelihood",
-                "regularizer",
-                "test_reconstruction",
-                "test_kl",
-                "prior_covered_by_ellipses",
-                "aggregate_var",
-                "mean_sigma",
-                "seconds",
-            ],
-        )
-    if "wgan_toy" in by:
-        out += ["### WGAN on toy distributions", ""]
-        out += _table(
-            by["wgan_toy"],
-            [
-                "data",
-                "objective",
-                "final_exact_w1",
-                "final_critic_estimate",
-                "estimate_exact_corr",
-                "sample_w1",
-                "real_real_w1",
-                "modes_covered",
-                "high_quality",
-                "seconds",
-            ],
-        )
-    if "wgan_digits" in by:
-        clf = by.get("digits_classifier", [{}])[0]
-        out += ["### WGAN on digits", ""]
-        out += [
-            f"Classifier on real test digits: accuracy {_fmt(clf.get('test_accuracy'))}, confidence {_fmt(clf.get('confidence'))}.",
-            "",
-        ]
-        out += _table(
-            by["wgan_digits"],
-            [
-                "objective",
-                "final_exact_w1",
-                "final_critic_estimate",
-                "estimate_exact_corr",
-                "sample_w1",
-                "real_real_w1",
-                "confidence",
-                "class_coverage",
-                "class_counts",
-                "seconds",
-            ],
-        )
-    if "timing" in by:
-        out += ["### Time per part", ""]
-        out += _table(by["timing"], ["name", "seconds", "cpu_seconds"])
-    return "\n".join(out)
