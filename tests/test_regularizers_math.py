@@ -189,6 +189,7 @@ def test_weissi_gradient_identity_and_decoupled_step():
     assert torch.allclose(p.data, w.detach() - 0.1 * lam1 * w.detach() / w.detach().norm() ** 2)
 
 
+@torch.no_grad()
 def test_weissi_default_parameters_skip_biases_and_norms():
     net = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.Linear(4, 2))
     with torch.no_grad():
