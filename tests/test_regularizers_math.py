@@ -218,7 +218,9 @@ def test_clipped_update_norm_never_exceeds_lr_gamma(clip):
         (scale * net(x).pow(2).sum()).backward()
         clip(net.parameters(), gamma)
         opt.step()
-        step = torch.sqrt(sum(((p - b) ** 2).sum() for p, b in zip(net.parameters(), before)))
+        step = torch.sqrt(
+            sum(((p.detach() - b) ** 2).sum() for p, b in zip(net.parameters(), before))
+        )
         assert float(step) <= lr * gamma * (1 + 1e-6)
 
 
