@@ -298,7 +298,12 @@ def evaluate_model(
         raise ValueError(f"task={task!r} is not one of {TASKS}")
     if tokenize not in (*TOKENIZE_MODES, "auto"):
         raise ValueError(f"tokenize={tokenize!r} is not one of {(*TOKENIZE_MODES, 'auto')}")
+    tok = AutoTokenizer.from_pretrained(model)
     rows = load_squad(input_path)
+    if task == "qg":  # the answer goes into the source; answers over 64 tokens are not scored
+        from qgen.training import drop_long_answers
+
+        rows = drop_long_answers(rows, tok, 64)
     if sample_seed is not None:  # a random subset of sources instead of the first N (one topic)
         rows = rows.shuffle(seed=sample_seed)
     sources = _group_sources(rows, task, max_samples)
@@ -309,7 +314,6 @@ def evaluate_model(
         cjk = len(re.findall(rf"[{_CJK}]", text))
         tokenize = "char" if cjk > 0.3 * max(len(text), 1) else "word"
 
-    tok = AutoTokenizer.from_pretrained(model)
     net = UniLMForQAGeneration.from_pretrained(model).eval()
     generator = QAGenerator(net, tok, **generator_kwargs)
     passages = [s["context"] for s in sources]

@@ -32,6 +32,7 @@ __all__ = [
     "TimeBudgetCallback",
     "load_training_data",
     "split_by_context",
+    "drop_long_answers",
     "train",
 ]
 
@@ -176,6 +177,23 @@ def split_by_context(
     return ds.select(train_idx), ds.select(held_idx)
 
 
+def drop_long_answers(ds, tokenizer, max_answer_tokens: int):
+    """Rows whose first answer has at most ``max_answer_tokens`` tokens (None passes through)."""
+    if ds is None:
+        return None
+
+    def short(row) -> bool:
+        text = row["answers"]["text"][0] if row["answers"]["text"] else ""
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"]) <= max_answer_tokens
+
+    kept = ds.filter(short, desc="drop long answers")
+    if len(kept) < len(ds):
+        logger.warning(
+            "dropped %d rows whose answer is over %d tokens", len(ds) - len(kept), max_answer_tokens
+        )
+    return kept
+
+
 def _features(ds, tokenizer, data_args: DataArguments, training_args) -> datasets.Dataset:
     with training_args.main_process_first(desc="tokenising"):
         return build_features(
@@ -235,6 +253,9 @@ def train(
     if raw_eval is not None and data_args.max_eval_samples is not None:
         raw_eval = raw_eval.select(range(min(data_args.max_eval_samples, len(raw_eval))))
 
+    if data_args.task == "qg":  # the answer goes into the source: drop answers over the cap
+        raw_train = drop_long_answers(raw_train, tokenizer, data_args.max_answer_length)
+        raw_eval = drop_long_answers(raw_eval, tokenizer, data_args.max_answer_length)
     train_features = _features(raw_train, tokenizer, data_args, training_args)
     eval_features = _features(raw_eval, tokenizer, data_args, training_args) if raw_eval else None
     logger.info(

@@ -103,3 +103,27 @@ def test_split_by_context_keeps_passages_apart():
     assert len(train) + len(held) == len(ds)
     assert not set(train["context"]) & set(held["context"])
     assert len(set(held["context"])) == round(0.25 * len(set(ds["context"])))
+
+
+def test_drop_long_answers():
+    import datasets
+
+    from qgen.training import drop_long_answers
+
+    ds = datasets.Dataset.from_list(
+        [
+            {
+                "context": "c",
+                "question": "q",
+                "answers": {"text": ["the cat"], "answer_start": [0]},
+            },
+            {
+                "context": "c",
+                "question": "q",
+                "answers": {"text": ["the " * 40], "answer_start": [0]},
+            },
+        ]
+    )
+    kept = drop_long_answers(ds, tiny_wordpiece_tokenizer(), 8)
+    assert len(kept) == 1 and kept[0]["answers"]["text"] == ["the cat"]
+    assert drop_long_answers(None, None, 8) is None
