@@ -201,7 +201,7 @@ def test_fgm_perturbation_increases_the_loss(tmp_path):
     t = trainer_for(tmp_path, [reg])
     t.create_optimizer()
     t.model.train()
-    clean = float(t.compute_loss(t.model, batch()))
+    clean = float(t.compute_loss(t.model, batch()).detach())
     t.training_step(t.model, batch())
     assert float(t._reg_sums["adv/loss"]) > clean
 
@@ -221,8 +221,8 @@ def test_embedding_gradient_penalty_matches_hand_computation(tmp_path):
     handle.remove()
     (g,) = torch.autograd.grad(loss, captured["e"], create_graph=True)
     hand = 0.5 * 0.7 * (g**2).sum()
-    assert term == pytest.approx(float(hand), rel=1e-5)
-    assert float(total) == pytest.approx(float(loss + hand), rel=1e-6)
+    assert term == pytest.approx(float(hand.detach()), rel=1e-5)
+    assert float(total.detach()) == pytest.approx(float((loss + hand).detach()), rel=1e-6)
 
 
 def test_vat_on_unlabelled_batches_and_perturbation_norm(tmp_path):
