@@ -329,6 +329,7 @@ def encode_source(
     max_length: int = 384,
     reserve: int = 0,
     answer_span: tuple[int, int] | None = None,
+    max_answer_length: int = 64,
 ) -> tuple[list[int], tuple[int, int]]:
     """Encode ``[CLS] passage [SEP]`` (or ``[CLS] passage [SEP] answer [SEP]`` when ``answer`` is
     given), cutting the passage to fit ``max_length - reserve`` tokens.
@@ -341,6 +342,8 @@ def encode_source(
         reserve: tokens kept free for the target.
         answer_span: character span of the answer in ``passage``; the window keeps it.
             Without it the window is the start of the passage.
+        max_answer_length: cap on the answer's tokens in the source (a very long answer must
+            not crowd the passage out of the budget).
 
     Returns:
         ``(ids, (char_start, char_end))``: the source ids and the character span of the passage
@@ -348,7 +351,7 @@ def encode_source(
     """
     cls_id, sep_id = special_token_ids(tokenizer)
     ids, offsets = _tokenize(tokenizer, passage)
-    extra = [] if answer is None else _ids(tokenizer, answer, max_length) + [sep_id]
+    extra = [] if answer is None else _ids(tokenizer, answer, max_answer_length) + [sep_id]
     budget = max_length - reserve - 2 - len(extra)
     if budget < 1:
         raise ValueError(
@@ -405,6 +408,7 @@ def _example_features(
         max_length=max_length,
         reserve=len(target),
         answer_span=a_span,
+        max_answer_length=max_answer_length,
     )
     if not training:
         target = []

@@ -47,10 +47,14 @@ def _bert_tokenizer(tokens: list[str]) -> BertTokenizer:
 
 
 def tiny_wordpiece_tokenizer() -> BertTokenizer:
-    """English WordPiece: letters, ``##`` letters, digits, punctuation and a few words (91 ids)."""
+    """English WordPiece: letters, ``##`` letters, digits, punctuation and a few words (85 ids)."""
     letters = list(string.ascii_lowercase)
     return _bert_tokenizer(
-        letters + ["##" + c for c in letters] + list("0123456789") + _PUNCT + _WORDS[:8]
+        letters
+        + ["##" + c for c in letters]
+        + list("0123456789")
+        + _PUNCT
+        + [w for w in _WORDS[:8] if w not in letters]
     )
 
 

@@ -298,6 +298,22 @@ def test_encode_source_budget():
         encode_source(tok, EN_CONTEXT, max_length=5, reserve=4)
 
 
+def test_a_very_long_answer_does_not_crowd_out_the_passage():
+    # DRCD has answers of 250+ tokens: the answer in the source is capped, the passage stays.
+    tok = tiny_wordpiece_tokenizer()
+    long_answer = "paris is the capital " * 60
+    ids, _ = encode_source(tok, EN_CONTEXT, long_answer, max_length=64, max_answer_length=8)
+    _, sep_id = special_token_ids(tok)
+    first_sep = ids.index(sep_id)
+    assert len(ids) - first_sep - 2 == 8  # 8 answer tokens between the two separators
+    assert first_sep > 1  # the passage is there
+
+
+def test_tiny_wordpiece_vocabulary_has_no_duplicate_tokens():
+    tok = tiny_wordpiece_tokenizer()
+    assert len(tok) == max(tok.get_vocab().values()) + 1
+
+
 # ----------------------------------------------------------------------------- collator
 
 
