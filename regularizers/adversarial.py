@@ -48,6 +48,11 @@ def _check_scope(scope: str) -> None:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
 
 
+def _clean_grad_requirement(scope: str) -> frozenset[str]:
+    """What the trainer must collect in the main pass so `_clean_grad` can read it."""
+    return frozenset({"matrix_grad" if scope == "matrix" else "output_grad"})
+
+
 def _clean_grad(ctx: StepContext, scope: str) -> torch.Tensor | None:
     leaf = ctx.matrix_leaf if scope == "matrix" else ctx.output_leaf
     grad = None if leaf is None else leaf.grad
@@ -77,7 +82,7 @@ class FGM(Regularizer):
 
     @property
     def requires(self) -> frozenset[str]:
-        return frozenset({"matrix_grad" if self.scope == "matrix" else "output_grad"})
+        return _clean_grad_requirement(self.scope)
 
     def after_backward(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         grad = _clean_grad(ctx, self.scope)
@@ -126,7 +131,7 @@ class PGD(Regularizer):
 
     @property
     def requires(self) -> frozenset[str]:
-        return frozenset({"matrix_grad" if self.scope == "matrix" else "output_grad"})
+        return _clean_grad_requirement(self.scope)
 
     def after_backward(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         grad = _clean_grad(ctx, self.scope)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from qgen.training import TimeBudgetCallback
 
 from .model import XiangqiModelArguments, build_model
 from .tokenizer import TOKENIZERS, XiangqiTokenizerBase
@@ -27,7 +28,6 @@ __all__ = [
     "XiangqiTrainingArguments",
     "CurriculumCollator",
     "CurriculumCallback",
-    "WallClockCallback",
     "curriculum_length",
     "load_games",
     "split_games",
@@ -133,21 +133,6 @@ class CurriculumCollator:
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-class WallClockCallback(TrainerCallback):
-    """Stop training once ``minutes`` of wall-clock time have passed since the start."""
-
-    def __init__(self, minutes: float) -> None:
-        self.seconds = 60.0 * minutes
-        self.start = time.monotonic()
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.start = time.monotonic()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if time.monotonic() - self.start > self.seconds:
-            control.should_training_stop = True
-
-
 class CurriculumCallback(TrainerCallback):
     """Set the collator's length from the global step before every step."""
 
@@ -209,7 +194,7 @@ def train_xiangqi(
         callbacks=[CurriculumCallback(collator, steps, lengths)],
     )
     if training_args.max_train_minutes is not None:
-        trainer.add_callback(WallClockCallback(training_args.max_train_minutes))
+        trainer.add_callback(TimeBudgetCallback(training_args.max_train_minutes))
     result = trainer.train()
     trainer.save_model(training_args.output_dir)
     tokenizer.save_pretrained(training_args.output_dir)
