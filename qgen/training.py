@@ -118,6 +118,11 @@ class QGTrainingArguments(_TrainingArguments):
     )
 
     def __post_init__(self):
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_accelerator():
+            # `torchrun --nproc_per_node N` on a machine without GPUs: the Trainer runs
+            # distributed (gloo) only with use_cpu; otherwise each process would train alone
+            # and all of them would write the same output directory.
+            self.use_cpu = True
         if self.max_train_minutes is not None and self.max_train_minutes <= 0:
             raise ValueError(f"max_train_minutes={self.max_train_minutes} must be > 0")
         if self.mixed_precision not in MIXED_PRECISION:
@@ -132,8 +137,20 @@ class QGTrainingArguments(_TrainingArguments):
         super().__post_init__()
 
 
+def _has_accelerator() -> bool:
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6
+    if accelerator is not None:
+        return accelerator.is_available()
+    return torch.cuda.is_available()
+
+
 class TimeBudgetCallback(TrainerCallback):
-    """Stop training once ``minutes`` of wall time have passed since training began."""
+    """Stop training once ``minutes`` of wall time have passed since training began.
+
+    In a multi-process run the processes must stop at the same step (otherwise the ones still
+    training wait forever for the others' gradients), so they agree: each step, every process
+    contributes its own "budget spent" flag and all stop when any of them has spent it.
+    """
 
     def __init__(self, minutes: float):
         self.seconds = 60.0 * minutes
@@ -143,7 +160,14 @@ class TimeBudgetCallback(TrainerCallback):
         self.start = time.monotonic()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.start is not None and time.monotonic() - self.start > self.seconds:
+        if self.start is None:
+            return control
+        spent = time.monotonic() - self.start > self.seconds
+        if args.world_size > 1 and torch.distributed.is_initialized():
+            flag = torch.tensor([float(spent)], device=args.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            spent = bool(flag.item())
+        if spent:
             logger.warning(
                 "time budget of %.1f min reached at step %d", self.seconds / 60, state.global_step
             )

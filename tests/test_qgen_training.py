@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -127,3 +128,28 @@ def test_drop_long_answers():
     kept = drop_long_answers(ds, tiny_wordpiece_tokenizer(), 8)
     assert len(kept) == 1 and kept[0]["answers"]["text"] == ["the cat"]
     assert drop_long_answers(None, None, 8) is None
+
+
+@pytest.mark.slow
+def test_two_process_distributed_run(tiny_checkpoint, tmp_path):
+    """The script runs unchanged under a multi-process launcher (DDP over gloo on CPU, as over
+    NCCL on GPUs): the processes form one data-parallel job, and a wall-clock budget stops all of
+    them at the same step instead of leaving one waiting forever for the other's gradients."""
+    out = tmp_path / "ddp"
+    argv = _argv(tiny_checkpoint, out, "--max_steps", "200", "--task", "qag")
+    argv = [a for a in argv if a != "--use_cpu"]  # the script must pick gloo/CPU by itself
+    argv += ["--max_train_samples", "32", "--max_train_minutes", "0.05", "--save_strategy", "no"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    env.pop("WORLD_SIZE", None)
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        str(REPO / "scripts" / "train_qag.py"), *argv,
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((out / "all_results.json").read_text())
+    steps = metrics["global_step"]
+    assert 0 < steps < 200  # stopped by the budget, not by max_steps
+    # one job of two processes: each optimizer step consumed 2 x 4 examples
+    assert metrics["examples_seen"] == steps * 2 * 4
+    assert UniLMForQAGeneration.from_pretrained(out).config.model_type == "qgen-unilm"
