@@ -16,9 +16,6 @@ default is top-p 0.95 (consistent) + beam 5.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import re
-import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,8 +23,26 @@ import torch
 
 from decoding import DecodingConfig, decode
 
+from .answer_location import (
+    _CJK,  # noqa: F401  (re-exported: importable from here before the split)
+    _CJK_SPACE,  # noqa: F401
+    _fold,  # noqa: F401
+    _is_word_char,  # noqa: F401
+    _locate_tokens,
+    _whole_words,  # noqa: F401
+    join_cjk,
+    locate_answer,
+    merge_pairs,
+)
+from .batching import _Batch, _in_eval_mode, _Prefilled, _Window
 from .data import _tokenize, encode_source, special_token_ids, split_passage
-from .fast_decoding import UniLMState, UniLMStepModel
+from .fast_decoding import UniLMStepModel
+from .presets import (
+    MAX_TARGET_TOKENS,  # noqa: F401  (re-exported)
+    PRESETS,
+    default_answer_config,
+    default_question_config,
+)
 
 __all__ = [
     "PRESETS",
@@ -38,213 +53,6 @@ __all__ = [
     "locate_answer",
     "merge_pairs",
 ]
-
-MAX_TARGET_TOKENS = 64  # Su's maxlen for both stages
-
-
-def default_answer_config(**overrides: Any) -> DecodingConfig:
-    """Stage 1: consistent nucleus sampling, top-p 0.95, at least one token, at most 64."""
-    kwargs = dict(
-        strategy="sample",
-        top_p=0.95,
-        consistent=True,
-        min_new_tokens=1,
-        max_new_tokens=MAX_TARGET_TOKENS,
-    )
-    return DecodingConfig(**{**kwargs, **overrides})
-
-
-def default_question_config(**overrides: Any) -> DecodingConfig:
-    """Stage 2: beam search with 5 beams and no length normalisation (``length_penalty=0``)."""
-    kwargs = dict(
-        strategy="beam",
-        num_beams=5,
-        length_penalty=0.0,
-        min_new_tokens=1,
-        max_new_tokens=MAX_TARGET_TOKENS,
-    )
-    return DecodingConfig(**{**kwargs, **overrides})
-
-
-PRESETS: dict[str, tuple[DecodingConfig, DecodingConfig]] = {
-    "default": (default_answer_config(), default_question_config()),
-    # The version the post shipped with (its examples): random_sample(topk=5), beam_search(topk=5).
-    "su-2020-07": (
-        default_answer_config(top_p=1.0, top_k=5, consistent=False),
-        default_question_config(),
-    ),
-    # bert4keras HEAD from 2020-11-20: random_sample(topp=0.95), beam_search(topk=1) = greedy.
-    "su-2020-11": (
-        default_answer_config(consistent=False),
-        default_question_config(strategy="greedy", num_beams=1),
-    ),
-}
-
-
-# --------------------------------------------------------------------------- answer location
-
-_CJK = "\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
-
-
-def _fold(text: str) -> tuple[str, list[int]]:
-    """Lower-cased, accent-free text without whitespace, and the index of each kept character
-    in ``text`` (so a match maps back to the original spelling and spacing)."""
-    chars, index = [], []
-    for i, ch in enumerate(text):
-        if ch.isspace():
-            continue
-        norm = unicodedata.normalize("NFKD", ch.lower())
-        for c in norm:
-            if not unicodedata.combining(c):
-                chars.append(c)
-                index.append(i)
-    return "".join(chars), index
-
-
-def locate_answer(
-    passage: str, answer: str, window: tuple[int, int] | None = None
-) -> tuple[int, int] | None:
-    """Find ``answer`` in ``passage`` ignoring case, accents and whitespace.
-
-    A decoded answer rarely has the passage's exact spelling (WordPiece lower-cases and puts
-    spaces around punctuation; character vocabularies put spaces between characters), so the
-    match runs on folded text and maps back to the passage.
-
-    Args:
-        passage: the original passage.
-        answer: the generated answer text.
-        window: character span of the window the answer came from; a match inside it wins,
-            otherwise the first match in the passage.
-
-    Returns:
-        ``(start, end)`` character offsets in ``passage`` (``passage[start:end]`` is the answer
-        as written there), or None when it is not a span of the passage. A match must not cut
-        a word in two.
-    """
-    needle, _ = _fold(answer)
-    if not needle:
-        return None
-    hay, index = _fold(passage)
-    hits, k = [], hay.find(needle)
-    while k != -1:
-        hits.append(k)
-        k = hay.find(needle, k + 1)
-    spans = [(index[h], index[h + len(needle) - 1] + 1) for h in hits]
-    spans = [sp for sp in spans if _whole_words(passage, *sp)]
-    if not spans:
-        return None
-    if window is not None:
-        inside = [sp for sp in spans if window[0] <= sp[0] < window[1]]
-        return inside[0] if inside else spans[0]
-    return spans[0]
-
-
-def _is_word_char(ch: str) -> bool:
-    return ch.isalnum() and not re.match(f"[{_CJK}]", ch)
-
-
-def _whole_words(text: str, start: int, end: int) -> bool:
-    """The span does not cut a word in two (``"o"`` inside ``"Tower"``); CJK characters are
-    words of their own, so Chinese spans always pass."""
-    if start > 0 and _is_word_char(text[start - 1]) and _is_word_char(text[start]):
-        return False
-    if end < len(text) and _is_word_char(text[end]) and _is_word_char(text[end - 1]):
-        return False
-    return True
-
-
-def _locate_tokens(
-    answer_ids: list[int], window_ids: list[int], offsets: list[tuple[int, int]], passage: str
-) -> tuple[int, int] | None:
-    """Find the answer's token ids inside the window's ids; their offsets give the span (this
-    also places answers whose decoded text lost characters, e.g. ``[UNK]``)."""
-    n = len(answer_ids)
-    for k in range(len(window_ids) - n + 1):
-        if window_ids[k : k + n] == answer_ids:
-            start, end = offsets[k][0], offsets[k + n - 1][1]
-            while start < end and passage[start].isspace():
-                start += 1
-            if start < end and _whole_words(passage, start, end):
-                return start, end
-    return None
-
-
-# A space next to a CJK character goes, unless the other side is a Latin letter ("在 Paris").
-_CJK_SPACE = re.compile(rf"(?<=[{_CJK}])\s+(?![A-Za-z])|(?<![A-Za-z])\s+(?=[{_CJK}])")
-
-
-def join_cjk(text: str) -> str:
-    """Drop the spaces a BERT tokenizer puts around CJK characters when decoding
-    (``"世 界 第 二"`` -> ``"世界第二"``); other spacing is kept."""
-    return _CJK_SPACE.sub("", text).strip()
-
-
-def merge_pairs(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Merge pairs with the same answer (folded text, and the same start when located): keep
-    the best-scoring one. Returns pairs sorted by score, best first."""
-    best: dict[tuple, dict[str, Any]] = {}
-    for pair in pairs:
-        key = (_fold(pair["answer"])[0], pair["answer_start"])
-        if key not in best or pair["score"] > best[key]["score"]:
-            best[key] = pair
-    return sorted(best.values(), key=lambda p: p["score"], reverse=True)
-
-
-# --------------------------------------------------------------------------- generator
-
-
-@dataclasses.dataclass
-class _Window:
-    """One source row: a window of passage ``passage`` with its ids and char offsets."""
-
-    passage: int
-    span: tuple[int, int]
-    source: list[int]  # [CLS] window [SEP] (+ answer [SEP] for qg)
-    window_ids: list[int] = dataclasses.field(default_factory=list)
-    offsets: list[tuple[int, int]] = dataclasses.field(default_factory=list)
-
-
-@dataclasses.dataclass
-class _Batch:
-    """Padded sources and, with the cache, their encoded state."""
-
-    step_model: UniLMStepModel
-    ids: torch.Tensor
-    mask: torch.Tensor
-    tt: torch.Tensor
-    state: UniLMState | None
-
-
-class _Prefilled:
-    """A step model whose ``start`` hands `decoding.decode` a state that was read already
-    (the sources encoded once, answers appended with `UniLMStepModel.extend`)."""
-
-    def __init__(self, step_model: UniLMStepModel, state: UniLMState):
-        self.step_model, self.state = step_model, state
-
-    def start(self, input_ids: torch.Tensor, **_: Any) -> UniLMState:
-        return self.state
-
-    def step(self, input_ids: torch.Tensor, state: UniLMState):
-        return self.step_model.step(input_ids, state)
-
-    def reorder(self, state: UniLMState, index: torch.Tensor) -> UniLMState:
-        return self.step_model.reorder(state, index)
-
-
-def _in_eval_mode(method):
-    """Run a generation method without dropout; a model that was training is put back."""
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            return method(self, *args, **kwargs)
-        finally:
-            self.model.train(was_training)
-
-    return wrapper
 
 
 class QAGenerator:
