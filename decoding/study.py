@@ -39,19 +39,14 @@ from .study_config import (
     StudyConfig,
 )
 from .study_corpus import (  # re-exported: importable from here before the split
-    _SENT_RE,  # noqa: F401
-    _TOKEN_RE,  # noqa: F401
     Vocab,
-    _length_batches,  # noqa: F401
     load_corpus,
     pad_batch,  # noqa: F401
     split_sentences,
     tokenize,
 )
-from .study_report import _matrix, format_tables, plot_rl  # noqa: F401  (_matrix re-exported)
+from .study_report import format_tables, plot_rl
 from .study_training import (  # re-exported: importable from here before the split
-    _collate,  # noqa: F401
-    _labels,  # noqa: F401
     build_model,
     model_name,
     perplexity,

@@ -25,11 +25,6 @@ import torch
 from .squad import (  # re-exported: importable from here before the split
     COLUMNS,  # noqa: F401
     QGenDataError,
-    _fix_offsets,  # noqa: F401
-    _normalise_answers,  # noqa: F401
-    _record,  # noqa: F401
-    _records_from_jsonl,  # noqa: F401
-    _records_from_squad_json,  # noqa: F401
     load_squad,
 )
 

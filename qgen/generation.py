@@ -24,12 +24,7 @@ import torch
 from decoding import DecodingConfig, decode
 
 from .answer_location import (
-    _CJK,  # noqa: F401  (re-exported: importable from here before the split)
-    _CJK_SPACE,  # noqa: F401
-    _fold,  # noqa: F401
-    _is_word_char,  # noqa: F401
     _locate_tokens,
-    _whole_words,  # noqa: F401
     join_cjk,
     locate_answer,
     merge_pairs,
