@@ -174,6 +174,12 @@ def generate_command(args: argparse.Namespace) -> dict:
         raise CLIError(f"--num_pairs must be >= 1, got {args.num_pairs}")
     if args.batch_size < 1:
         raise CLIError(f"--batch_size must be >= 1, got {args.batch_size}")
+    from .presets import configs_from_arguments
+
+    try:
+        configs = configs_from_arguments(args)
+    except ValueError as err:
+        raise CLIError(f"bad decoding option: {err}") from None
 
     import torch
     from tqdm.auto import tqdm
@@ -191,9 +197,9 @@ def generate_command(args: argparse.Namespace) -> dict:
     generator = QAGenerator(
         model,
         tokenizer,
-        preset=args.preset,
         max_source_length=args.max_source_length,
         seed=args.seed,
+        **configs,
     )
     out = _open_output(args.output, args.overwrite, args.append)
     written = empty = 0
@@ -237,7 +243,6 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     gen.add_argument("--output", required=True, help="JSON-lines output (SQuAD schema)")
     gen.add_argument("--num_pairs", type=int, default=3, help="pairs per passage (default 3)")
     gen.add_argument("--batch_size", type=int, default=16, help="passages per batch (default 16)")
-    gen.add_argument("--preset", default="default", help="default | su-2020-07 | su-2020-11")
     gen.add_argument("--max_source_length", type=int, default=320, help="source tokens per window")
     gen.add_argument(
         "--keep_non_span_answers", action="store_true", help="keep answers not in the passage"
@@ -247,6 +252,9 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     gen.add_argument("--overwrite", action="store_true", help="replace an existing output")
     gen.add_argument("--append", action="store_true", help="append to an existing output")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    from .presets import add_decoding_arguments
+
+    add_decoding_arguments(gen)
 
     ev = sub.add_parser(
         "evaluate", help="score a trained model on SQuAD-format data (see qgen.evaluation)"

@@ -365,18 +365,15 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokenize", default="auto", choices=("auto", *TOKENIZE_MODES))
     parser.add_argument("--no_meteor", action="store_true", help="skip METEOR (needs Java)")
     parser.add_argument(
-        "--max_question_tokens", type=int, default=None, help="cap on question tokens (default 64)"
-    )
-    parser.add_argument(
-        "--max_answer_tokens", type=int, default=None, help="qag: cap on answer tokens (default 64)"
-    )
-    parser.add_argument(
         "--sample_seed", type=int, default=None, help="score a random subset (seeded) of sources"
     )
     parser.add_argument(
         "--max_source_length", type=int, default=320, help="source tokens per window"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of answer sampling (qag)")
+    from qgen.presets import add_decoding_arguments
+
+    add_decoding_arguments(parser)
 
 
 def cli_main(args: argparse.Namespace) -> dict[str, float]:
@@ -384,15 +381,12 @@ def cli_main(args: argparse.Namespace) -> dict[str, float]:
     from transformers import set_seed
 
     set_seed(args.seed)
-    extra = {}
-    if args.max_question_tokens is not None:
-        from qgen.generation import default_question_config
+    from qgen.presets import configs_from_arguments
 
-        extra["question_config"] = default_question_config(max_new_tokens=args.max_question_tokens)
-    if args.max_answer_tokens is not None:
-        from qgen.generation import default_answer_config
-
-        extra["answer_config"] = default_answer_config(max_new_tokens=args.max_answer_tokens)
+    try:
+        configs = configs_from_arguments(args)
+    except ValueError as err:
+        raise SystemExit(f"qgen evaluate: error: bad decoding option: {err}") from None
     results = evaluate_model(
         args.model,
         args.input,
@@ -406,7 +400,7 @@ def cli_main(args: argparse.Namespace) -> dict[str, float]:
         sample_seed=args.sample_seed,
         max_source_length=args.max_source_length,
         seed=args.seed,
-        **extra,
+        **configs,
     )
     print(json.dumps(results, indent=1))
     return results

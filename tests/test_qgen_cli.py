@@ -207,3 +207,58 @@ def test_evaluate_subcommand_is_delegated(monkeypatch, capsys):
     monkeypatch.setattr(evaluation, "cli_main", lambda args: seen.update(vars(args)))
     assert main(["evaluate", "--model", "m", "--input", "i.json", "--task", "qg"]) == 0
     assert seen["model"] == "m" and seen["task"] == "qg"
+
+
+def test_decoding_options_override_the_preset():
+    from qgen.presets import PRESETS, configs_from_arguments
+
+    def configs(*extra):
+        args = main_parser().parse_args(
+            ["generate", "--model", "m", "--input", "i", "--output", "o", *extra]
+        )
+        return configs_from_arguments(args)
+
+    default = configs()
+    assert default["answer_config"] == PRESETS["default"][0]
+    assert default["question_config"] == PRESETS["default"][1]
+    c = configs("--preset", "su-2020-07", "--num_beams", "1", "--no_repeat_ngram_size", "3",
+                "--repetition_penalty", "1.2", "--max_question_tokens", "20", "--answer_top_k", "3")  # fmt: skip
+    q, a = c["question_config"], c["answer_config"]
+    assert (q.strategy, q.num_beams, q.no_repeat_ngram_size) == ("greedy", 1, 3)
+    assert (q.repetition_penalty, q.max_new_tokens, q.length_penalty) == (1.2, 20, 0.0)
+    assert (a.top_k, a.consistent) == (3, False)  # the rest of su-2020-07's answer stage stays
+    assert configs("--num_beams", "3")["question_config"].strategy == "beam"
+    with pytest.raises(ValueError, match="num_beams"):
+        configs("--num_beams", "0")
+
+
+def main_parser():
+    from qgen.cli import build_parser
+
+    return build_parser()
+
+
+def test_generate_applies_decoding_options(model_dir, tmp_path, capsys, monkeypatch):
+    """The decoding options reach the generator `qgen generate` builds; bad values are named."""
+    import qgen.generation
+
+    seen = {}
+
+    class Spy(QAGenerator):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            seen["question"], seen["answer"] = self.question_config, self.answer_config
+
+    monkeypatch.setattr(qgen.generation, "QAGenerator", Spy)
+    inp = tmp_path / "p.txt"
+    inp.write_text("\n".join(PASSAGES) + "\n")
+    argv = _generate(model_dir, inp, tmp_path / "qa.jsonl", "--no_repeat_ngram_size", 3,
+                     "--num_beams", 2, "--answer_top_p", 0.5)  # fmt: skip
+    code, _, stderr = _run(capsys, *argv)
+    assert code == 0, stderr
+    assert (seen["question"].no_repeat_ngram_size, seen["question"].num_beams) == (3, 2)
+    assert seen["answer"].top_p == 0.5
+
+    argv = _generate(model_dir, inp, tmp_path / "x.jsonl", "--num_beams", 0)
+    code, _, stderr = _run(capsys, *argv)
+    assert code == 2 and "num_beams" in stderr
