@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from qgen.cli import main, read_passages
+from qgen.cli import build_parser, main, read_passages
 from qgen.generation import QAGenerator
 from qgen.testing import tiny_unilm_model, tiny_wordpiece_tokenizer
 
@@ -213,7 +213,7 @@ def test_decoding_options_override_the_preset():
     from qgen.presets import PRESETS, configs_from_arguments
 
     def configs(*extra):
-        args = main_parser().parse_args(
+        args = build_parser().parse_args(
             ["generate", "--model", "m", "--input", "i", "--output", "o", *extra]
         )
         return configs_from_arguments(args)
@@ -230,12 +230,6 @@ def test_decoding_options_override_the_preset():
     assert configs("--num_beams", "3")["question_config"].strategy == "beam"
     with pytest.raises(ValueError, match="num_beams"):
         configs("--num_beams", "0")
-
-
-def main_parser():
-    from qgen.cli import build_parser
-
-    return build_parser()
 
 
 def test_generate_applies_decoding_options(model_dir, tmp_path, capsys, monkeypatch):
