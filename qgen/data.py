@@ -22,6 +22,7 @@ from typing import Any
 import datasets
 import torch
 
+from .modeling import packed_position_ids
 from .squad import (  # re-exported: importable from here before the split
     COLUMNS,  # noqa: F401
     QGenDataError,
@@ -33,6 +34,7 @@ __all__ = [
     "QGenDataError",
     "load_squad",
     "build_features",
+    "pack_features",
     "encode_source",
     "split_passage",
     "split_sentences",
@@ -245,6 +247,7 @@ def build_features(
     max_answer_length: int = 32,
     max_question_length: int = 64,
     training: bool = True,
+    pack: bool = False,
 ) -> datasets.Dataset:
     """Tokenize SQuAD rows into UniLM features for ``task``.
 
@@ -259,10 +262,13 @@ def build_features(
         max_question_length: cap on question tokens (``[SEP]`` not counted).
         training: True: source + target (for the loss). False: the source only (for
             generation / evaluation), keeping the original columns beside it.
+        pack: with ``training``, put the targets of examples that share a source after one copy
+            of it (`pack_features`); the loss and gradients are those of the unpacked examples.
 
     Returns:
-        A Dataset with ``input_ids`` and ``token_type_ids`` (lists of ints; no padding). With
-        ``training=False`` it also keeps ``id, title, context, question, answers``.
+        A Dataset with ``input_ids`` and ``token_type_ids`` (lists of ints; no padding), and
+        ``target_segment_ids`` when packed. With ``training=False`` it also keeps ``id, title,
+        context, question, answers``.
     """
     if task not in TASKS:
         raise ValueError(f"task={task!r} is not one of {TASKS}")
@@ -292,9 +298,59 @@ def build_features(
                 out[c].append(row[c])
         return out
 
-    return dataset.map(
+    features = dataset.map(
         convert, batched=True, remove_columns=dataset.column_names, desc=f"features ({task})"
     )
+    if pack and training:
+        features = pack_features(features, max_length)
+    return features
+
+
+def pack_features(features: datasets.Dataset, max_length: int = 384) -> datasets.Dataset:
+    """Pack training features that share a source: ``[CLS] source [SEP] target_1 target_2 ...``.
+
+    SQuAD has 4.6 questions per paragraph, and unpacked, each question encodes its paragraph
+    again. Here every group of features with the same source ids (the same passage window, and
+    for task ``qg`` the same answer) becomes rows of one source followed by as many of its
+    targets as fit ``max_length``, in input order. ``target_segment_ids`` marks them (0 on the
+    source, ``k`` on the ``k``-th target); `UniLMForQAGeneration` gives each target the mask,
+    positions and predictions of its unpacked example. A passage that had to be cut to a window
+    around each answer has a different source per question and stays one target per row.
+
+    Args:
+        features: ``build_features(..., training=True)`` output.
+        max_length: tokens per packed row (a single feature longer than this stays as it is).
+
+    Returns:
+        A Dataset with ``input_ids``, ``token_type_ids`` and ``target_segment_ids``.
+    """
+    groups: dict[tuple[int, ...], list[list[int]]] = {}
+    for ids, types in zip(features["input_ids"], features["token_type_ids"]):
+        source_len = types.index(1) if 1 in types else len(types)
+        groups.setdefault(tuple(ids[:source_len]), []).append(ids[source_len:])
+
+    rows: dict[str, list] = {"input_ids": [], "token_type_ids": [], "target_segment_ids": []}
+
+    def emit(source: tuple[int, ...], targets: list[list[int]]) -> None:
+        ids, segments = list(source), [0] * len(source)
+        for k, target in enumerate(targets, start=1):
+            ids += target
+            segments += [k] * len(target)
+        rows["input_ids"].append(ids)
+        rows["token_type_ids"].append([int(s > 0) for s in segments])
+        rows["target_segment_ids"].append(segments)
+
+    for source, targets in groups.items():
+        current: list[list[int]] = []
+        used = len(source)
+        for target in targets:
+            if current and used + len(target) > max_length:
+                emit(source, current)
+                current, used = [], len(source)
+            current.append(target)
+            used += len(target)
+        emit(source, current)
+    return datasets.Dataset.from_dict(rows)
 
 
 # --------------------------------------------------------------------------- batching
@@ -306,8 +362,9 @@ class UniLMCollator:
 
     Returns ``input_ids`` (padded with the tokenizer's pad id), ``token_type_ids`` (padded with
     0), ``attention_mask`` and ``labels``: the *unshifted* ``input_ids`` with -100 on every
-    non-target token (source and padding); `UniLMForQAGeneration` shifts them. Other keys of the
-    features are ignored.
+    non-target token (source and padding); `UniLMForQAGeneration` shifts them. Packed features
+    (`pack_features`) also give ``target_segment_ids`` (padded with 0) and their
+    ``position_ids``. Other keys of the features are ignored.
 
     Args:
         tokenizer: gives ``pad_token_id``.
@@ -334,9 +391,17 @@ class UniLMCollator:
             token_type_ids[i, :n] = torch.as_tensor(f["token_type_ids"], dtype=torch.long)
             attention_mask[i, :n] = 1
         labels = input_ids.masked_fill((token_type_ids == 0) | (attention_mask == 0), -100)
-        return {
+        batch_out = {
             "input_ids": input_ids,
             "token_type_ids": token_type_ids,
             "attention_mask": attention_mask,
             "labels": labels,
         }
+        if "target_segment_ids" in features[0]:
+            segments = torch.zeros((batch, length), dtype=torch.long)
+            for i, f in enumerate(features):
+                n = len(f["target_segment_ids"])
+                segments[i, :n] = torch.as_tensor(f["target_segment_ids"], dtype=torch.long)
+            batch_out["target_segment_ids"] = segments
+            batch_out["position_ids"] = packed_position_ids(segments)
+        return batch_out

@@ -9,6 +9,14 @@ never sees the target. Padding keys (``attention_mask == 0``) are masked on top.
 The loss is next-token cross-entropy on the target only (position ``t - 1`` predicts token
 ``t`` where ``t`` is a target token), and the MLM head -- BERT's ``BertOnlyMLMHead`` with its
 decoder tied to the word embeddings -- runs only at those predicting positions.
+
+**Packed rows** (training): several targets share one copy of their source,
+``[CLS] source [SEP] | target_1 | target_2 | ...``, marked by ``target_segment_ids`` (0 on the
+source, ``k`` on the ``k``-th target). Target ``k`` attends to the source and to the earlier
+tokens of target ``k`` only, its position ids restart where the source ends, and its first token
+is predicted from the source's last token. The source never sees a target, so each target's
+hidden states, logits, loss and gradients are exactly those of the unpacked example
+``[CLS] source [SEP] | target_k``; only the source is encoded once instead of ``n`` times.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ __all__ = [
     "UniLMForQAGeneration",
     "UniLMOutput",
     "unilm_attention_mask",
+    "packed_attention_mask",
+    "packed_position_ids",
     "prediction_mask",
 ]
 
@@ -72,6 +82,72 @@ def unilm_attention_mask(
     return mask[:, None]  # (B, 1, L, L)
 
 
+def packed_attention_mask(
+    target_segment_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """The additive mask of packed rows: every target sees the source and its own earlier tokens.
+
+    Args:
+        target_segment_ids: ``(B, L)`` 0 on the source (and padding), ``k >= 1`` on the tokens of
+            the ``k``-th target packed after it.
+        attention_mask: ``(B, L)`` 1 on real tokens, 0 on padding.
+        dtype: float dtype of the result.
+
+    Returns:
+        ``(B, 1, L, L)`` float, 0 where query ``i`` may attend to key ``j``: ``j`` is a real token
+        and either a source token, or a token of the same target as ``i`` with ``j <= i``. With a
+        single target this is `unilm_attention_mask`.
+    """
+    seg = target_segment_ids
+    length = seg.shape[1]
+    pos = torch.arange(length, device=seg.device)
+    causal = pos[None, :] <= pos[:, None]  # (Lq, Lk): key j <= query i
+    same_target = seg[:, None, :] == seg[:, :, None]  # (B, Lq, Lk)
+    allowed = (seg[:, None, :] == 0) | (same_target & causal)
+    allowed = allowed & attention_mask.bool()[:, None, :]
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=seg.device)
+    mask = mask.masked_fill(~allowed, torch.finfo(dtype).min)
+    return mask[:, None]  # (B, 1, L, L)
+
+
+def packed_position_ids(target_segment_ids: torch.Tensor) -> torch.Tensor:
+    """Position ids of packed rows: ``0 .. S-1`` on the source, and every target restarts at ``S``.
+
+    Args:
+        target_segment_ids: ``(B, L)`` as in `packed_attention_mask`; the source is a prefix of
+            each row, and each target a contiguous run of its id.
+
+    Returns:
+        ``(B, L)`` long: the position each token has in its unpacked example
+        ``[CLS] source [SEP] target_k`` (padding gets small positions; it is masked anyway).
+    """
+    seg = target_segment_ids
+    length = seg.shape[1]
+    pos = torch.arange(length, device=seg.device).expand_as(seg)
+    source_len = (seg == 0).long().cumprod(dim=1).sum(dim=1, keepdim=True)  # (B, 1)
+    starts = torch.ones_like(seg, dtype=torch.bool)
+    starts[:, 1:] = seg[:, 1:] != seg[:, :-1]  # the first token of each run
+    run_start = torch.where(starts, pos, torch.zeros_like(pos)).cummax(dim=1).values
+    return torch.where(seg == 0, pos, source_len + pos - run_start)
+
+
+def _packed_predictors(
+    target_segment_ids: torch.Tensor, is_target: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For every target token of packed rows: ``(row, column, predicting column)``, row-major.
+
+    A target token is predicted by the token before it in the same target; the first token of a
+    target by the source's last token (``[SEP]``), as in the unpacked example.
+    """
+    seg = target_segment_ids
+    rows, cols = is_target.nonzero(as_tuple=True)  # (M,), (M,)
+    source_len = (seg == 0).long().cumprod(dim=1).sum(dim=1)  # (B,)
+    continues = seg[rows, cols - 1] == seg[rows, cols]
+    return rows, cols, torch.where(continues, cols - 1, source_len[rows] - 1)
+
+
 def prediction_mask(
     token_type_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -104,7 +180,7 @@ class UniLMOutput(ModelOutput):
             ``prediction_mask`` (``full_logits=False``), or ``(B, L, V)`` over the whole sequence
             (``full_logits=True``).
         prediction_mask: ``(B, L)`` bool, the predicting positions (position ``t - 1`` of each
-            target token ``t``).
+            target token ``t``); None for packed rows.
         hidden_states, attentions: as in BERT, when requested.
     """
 
@@ -166,18 +242,24 @@ class UniLMForQAGeneration(BertPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
+        target_segment_ids: torch.Tensor | None = None,
         **kwargs,
     ):
-        """Run the BERT encoder under the UniLM mask; returns BERT's output (``last_hidden_state`` ...)."""
+        """Run the BERT encoder under the UniLM mask (the packed mask when ``target_segment_ids``
+        is given); returns BERT's output (``last_hidden_state`` ...)."""
         if token_type_ids is None:
             raise ValueError(
                 "token_type_ids is required: it marks the source (0) and the target (1) segments"
             )
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        mask = unilm_attention_mask(
-            token_type_ids, attention_mask, dtype=self.mask_dtype(input_ids.device)
-        )
+        dtype = self.mask_dtype(input_ids.device)
+        if target_segment_ids is None:
+            mask = unilm_attention_mask(token_type_ids, attention_mask, dtype=dtype)
+        else:
+            mask = packed_attention_mask(target_segment_ids, attention_mask, dtype=dtype)
+            if position_ids is None:
+                position_ids = packed_position_ids(target_segment_ids)
         return self.bert(
             input_ids,
             attention_mask=mask,
@@ -196,6 +278,7 @@ class UniLMForQAGeneration(BertPreTrainedModel):
         labels: torch.Tensor | None = None,
         full_logits: bool = False,
         num_items_in_batch: torch.Tensor | int | None = None,
+        target_segment_ids: torch.Tensor | None = None,
         **kwargs,
     ) -> UniLMOutput:
         r"""
@@ -213,25 +296,46 @@ class UniLMForQAGeneration(BertPreTrainedModel):
                 only at the predicting positions (``(M, V)``). Same loss either way.
             num_items_in_batch: total target tokens over the accumulated batches (passed by the
                 HF Trainer); the loss is then ``sum / num_items_in_batch``.
+            target_segment_ids: optional ``(B, L)`` for packed rows (see the module docstring):
+                0 on the source, ``k`` on the ``k``-th target. Position ids then default to
+                `packed_position_ids`, ``logits`` are ``(M, V)`` in row-major order of the target
+                tokens (or ``(B, L, V)`` with ``full_logits``, which cannot show the shared
+                predictor of the targets' first tokens), and ``prediction_mask`` is None.
 
         Returns:
             `UniLMOutput`.
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        outputs = self.encode(input_ids, attention_mask, token_type_ids, position_ids, **kwargs)
+        outputs = self.encode(
+            input_ids, attention_mask, token_type_ids, position_ids, target_segment_ids, **kwargs
+        )
         hidden = outputs.last_hidden_state  # (B, L, H)
-        pred_mask = prediction_mask(token_type_ids, attention_mask, labels)  # (B, L)
 
-        if full_logits:
-            logits = self.lm_head(hidden)  # (B, L, V)
-            target_logits = logits[pred_mask]  # (M, V)
+        if target_segment_ids is not None:
+            if labels is not None:
+                is_target = labels != -100
+            else:
+                is_target = (target_segment_ids > 0) & attention_mask.bool()
+            rows, cols, predictors = _packed_predictors(target_segment_ids, is_target)
+            pred_mask = None
+            if full_logits:
+                logits = self.lm_head(hidden)  # (B, L, V)
+                target_logits = logits[rows, predictors]  # (M, V)
+            else:
+                logits = target_logits = self.lm_head(hidden[rows, predictors])  # (M, V)
+            next_tokens = labels[rows, cols] if labels is not None else None
         else:
-            logits = target_logits = self.lm_head(hidden[pred_mask])  # (M, V)
+            pred_mask = prediction_mask(token_type_ids, attention_mask, labels)  # (B, L)
+            if full_logits:
+                logits = self.lm_head(hidden)  # (B, L, V)
+                target_logits = logits[pred_mask]  # (M, V)
+            else:
+                logits = target_logits = self.lm_head(hidden[pred_mask])  # (M, V)
+            next_tokens = labels[:, 1:][pred_mask[:, :-1]] if labels is not None else None  # (M,)
 
         loss = None
         if labels is not None:
-            next_tokens = labels[:, 1:][pred_mask[:, :-1]]  # (M,)
             reduction = "sum" if num_items_in_batch is not None else "mean"
             loss = F.cross_entropy(target_logits.float(), next_tokens, reduction=reduction)
             if num_items_in_batch is not None:

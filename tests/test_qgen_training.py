@@ -92,8 +92,21 @@ def test_data_arguments_validate(kwargs, field):
 def test_mixed_precision_validated(tmp_path):
     with pytest.raises(ValueError, match="mixed_precision"):
         QGTrainingArguments(output_dir=str(tmp_path), mixed_precision="fp8")
-    args = QGTrainingArguments(output_dir=str(tmp_path), use_cpu=True)
+    with pytest.raises(ValueError, match="fp16.*GPU"):
+        QGTrainingArguments(output_dir=str(tmp_path), use_cpu=True, mixed_precision="fp16")
+    args = QGTrainingArguments(output_dir=str(tmp_path), use_cpu=True, mixed_precision="no")
     assert not args.bf16 and not args.fp16
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_mixed_precision_on_cpu_follows_native_bf16(tmp_path, monkeypatch, native):
+    """auto: bf16 autocast on a CPU that computes bf16 natively (faster there), fp32 elsewhere
+    (emulated bf16 is slower); the Trainer takes bf16 on CPU only with use_cpu."""
+    import qgen.training
+
+    monkeypatch.setattr(qgen.training, "cpu_has_native_bf16", lambda: native)
+    args = QGTrainingArguments(output_dir=str(tmp_path), use_cpu=True)
+    assert args.bf16 is native and not args.fp16 and args.use_cpu
 
 
 def test_split_by_context_keeps_passages_apart():
