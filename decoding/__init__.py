@@ -20,6 +20,7 @@ from .processors import (
 )
 from .protocol import StepModel
 from .self_terminating import SelfTerminatingHead, SelfTerminatingStepModel
+from .spans import SpanConstraintProcessor, word_boundaries
 
 __all__ = [
     "PROCESSORS",
@@ -33,6 +34,7 @@ __all__ = [
     "MinNewTokensProcessor",
     "NoRepeatNGramProcessor",
     "RepetitionPenaltyProcessor",
+    "SpanConstraintProcessor",
     "StepModel",
     "TemperatureProcessor",
     "TopKProcessor",
@@ -43,5 +45,6 @@ __all__ = [
     "generate_kwargs",
     "register",
     "register_strategy",
+    "word_boundaries",
 ]
 __all__ += ["SelfTerminatingHead", "SelfTerminatingStepModel", "metrics"]

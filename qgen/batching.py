@@ -26,6 +26,30 @@ class _Window:
 
 
 @dataclasses.dataclass
+class _Answer:
+    """A stage-1 answer of window ``window`` (an index into the decoded chunk)."""
+
+    window: int
+    ids: list[int]
+    text: str  # decoded (lower-cased by uncased tokenizers)
+    span: tuple[int, int] | None  # character span in the passage; None: not a span
+    score: float  # summed log-probability, [SEP] included
+    length: int  # generated tokens, [SEP] included
+
+    def pair(self, question: str, score: float, passage: str) -> dict[str, Any]:
+        """The output pair: the answer as written in the passage, and its offset (-1: none)."""
+        if self.span is None:
+            return {"question": question, "answer": self.text, "answer_start": -1, "score": score}
+        start, end = self.span
+        return {
+            "question": question,
+            "answer": passage[start:end],
+            "answer_start": start,
+            "score": score,
+        }
+
+
+@dataclasses.dataclass
 class _Batch:
     """Padded sources and, with the cache, their encoded state."""
 

@@ -1,12 +1,14 @@
 """Answer-then-question generation with a trained `UniLMForQAGeneration` (Su 2020, post 7630).
 
 Stage 1 samples an answer from ``[CLS] passage [SEP]`` until ``[SEP]`` (default: consistent
-nucleus sampling, top-p 0.95); stage 2 appends the answer *with its* ``[SEP]`` and decodes the
-question deterministically (default: beam search, 5 beams, no length normalisation) until the next
-``[SEP]``. ``num_pairs`` answers per passage come from one batched call (rows expanded by the
-decoder), identical answers are merged before the question stage, and every answer is located in
-the original passage text. Passages longer than the source budget are split into overlapping
-windows. Both stages run through `decoding.decode` with the cached `UniLMStepModel`.
+nucleus sampling, top-p 0.95), constrained by default to spans of the passage that start and end
+at word boundaries (`decoding.SpanConstraintProcessor`); stage 2 appends the answer *with its*
+``[SEP]`` and decodes the question deterministically (default: beam search, 5 beams, no length
+normalisation) until the next ``[SEP]``. More answers than ``num_pairs`` are sampled per passage
+in one batched call (rows expanded by the decoder); they are located in the original passage
+text, duplicates merged, and the first ``num_pairs`` distinct ones go on to the question stage.
+Passages longer than the source budget are split into overlapping windows. Both stages run
+through `decoding.decode` with the cached `UniLMStepModel`.
 
 Su's two published settings are in ``PRESETS``: ``"su-2020-07"`` (the post's examples: top-k 5
 sampling, beam 5) and ``"su-2020-11"`` (the script from Nov 2020 on: top-p 0.95, greedy). The
@@ -21,7 +23,7 @@ from typing import Any
 
 import torch
 
-from decoding import DecodingConfig, decode
+from decoding import DecodingConfig, SpanConstraintProcessor, decode, word_boundaries
 
 from .answer_location import (
     _locate_tokens,
@@ -29,7 +31,7 @@ from .answer_location import (
     locate_answer,
     merge_pairs,
 )
-from .batching import _Batch, _in_eval_mode, _Prefilled, _Window
+from .batching import _Answer, _Batch, _in_eval_mode, _Prefilled, _Window
 from .data import _tokenize, encode_source, special_token_ids, split_passage
 from .fast_decoding import UniLMStepModel
 from .presets import (
@@ -66,6 +68,13 @@ class QAGenerator:
         window_stride: tokens shared by consecutive windows.
         use_cache: decode with the KV cache (False: re-encode every step; slow).
         seed: seed for stage-1 sampling (one generator for the whole call), or None.
+        constrain_answers: stage 1 may only write spans of the passage window that start and
+            end at word boundaries (default). False: Su's unconstrained sampling; answers that
+            are not spans are then dropped unless ``keep_non_span_answers``.
+        answer_candidates: answers sampled per passage window for ``num_pairs`` pairs, as a
+            multiple of ``num_pairs`` (default 2): duplicates are merged and the first
+            ``num_pairs`` distinct answers kept, so that two samples that agree do not leave a
+            passage with fewer pairs than it holds answers.
     """
 
     def __init__(
@@ -79,7 +88,13 @@ class QAGenerator:
         window_stride: int = 64,
         use_cache: bool = True,
         seed: int | None = None,
+        constrain_answers: bool = True,
+        answer_candidates: float = 2.0,
     ):
+        if answer_candidates < 1:
+            raise ValueError(
+                f"answer_candidates must be >= 1, got answer_candidates={answer_candidates}"
+            )
         if preset is not None:
             if preset not in PRESETS:
                 raise ValueError(f"preset={preset!r} is not one of {sorted(PRESETS)}")
@@ -116,6 +131,8 @@ class QAGenerator:
         self.window_stride = window_stride
         self.use_cache = use_cache
         self.seed = seed
+        self.constrain_answers = constrain_answers
+        self.answer_candidates = answer_candidates
 
     def _with_sep(self, config: DecodingConfig) -> DecodingConfig:
         if config.eos_token_id is None:
@@ -156,6 +173,7 @@ class QAGenerator:
         rows: list[int] | None = None,
         prefixes: list[list[int]] | None = None,
         generator: torch.Generator | None = None,
+        logits_processor: list | None = None,
     ) -> list[tuple[list[int], float, int, bool]]:
         """Decode one target per (expanded) row: ``[CLS] src [SEP] <pad> prefix`` -> tokens.
 
@@ -165,6 +183,8 @@ class QAGenerator:
             rows: which sources to continue (default: all, in order); may repeat.
             prefixes: per row, target tokens to read first (the answer + [SEP] in stage 2).
             generator: random generator for sampling.
+            logits_processor: extra processors (the answer-span constraint), called with the
+                padded prompt of width ``batch.ids.shape[1]`` (+ the prefixes' width).
 
         Returns:
             Per output row (grouped by input row), ``(ids before the end token, sum logp,
@@ -189,7 +209,14 @@ class QAGenerator:
             config = dataclasses.replace(config, generator=generator)
         model = batch.step_model if state is None else _Prefilled(batch.step_model, state)
         with torch.no_grad():
-            out = decode(model, ids, config, attention_mask=mask, token_type_ids=tt)
+            out = decode(
+                model,
+                ids,
+                config,
+                attention_mask=mask,
+                token_type_ids=tt,
+                logits_processor=logits_processor or (),
+            )
         width = ids.shape[1]
         results = []
         for row, score, length, finished in zip(
@@ -239,13 +266,16 @@ class QAGenerator:
 
         Args:
             passages: the passages (non-empty strings).
-            num_pairs: answers sampled per passage window; after merging identical answers,
-                dropping non-span ones and unfinished ones, at most ``num_pairs`` pairs per
-                passage are returned (the best-scoring).
-            batch_size: passage windows per decoding call (each expands to ``num_pairs`` rows
-                in stage 1 and ``num_beams`` rows per distinct answer in stage 2).
+            num_pairs: pairs wanted per passage. ``answer_candidates * num_pairs`` answers are
+                sampled per passage window; after merging identical answers and dropping
+                unfinished (and, unconstrained, non-span) ones, the first ``num_pairs`` get a
+                question, and at most ``num_pairs`` pairs per passage are returned (the
+                best-scoring).
+            batch_size: passage windows per decoding call (each expands to the sampled answers
+                in stage 1 and ``num_beams`` rows per answer in stage 2).
             keep_non_span_answers: keep answers that are not a span of the passage (with
-                ``answer_start=-1``; Su's model does not constrain answers to spans).
+                ``answer_start=-1``); only unconstrained answers (``constrain_answers=False``)
+                can be such.
 
         Returns:
             Per passage, a list of ``{"question", "answer", "answer_start", "score"}`` sorted by
@@ -262,60 +292,83 @@ class QAGenerator:
             if not isinstance(p, str) or not p.strip():
                 raise ValueError(f"passages[{i}] is empty or not a string: {p!r}")
         windows = [w for i, p in enumerate(passages) for w in self._windows(p, i)]
-        config = dataclasses.replace(self.answer_config, num_return_sequences=num_pairs)
-        if config.strategy == "beam" and config.num_beams < num_pairs:
-            config = dataclasses.replace(config, num_beams=num_pairs)
         generator = self._generator()
         pairs: list[list[dict[str, Any]]] = [[] for _ in passages]
         for b in range(0, len(windows), batch_size):
             chunk = windows[b : b + batch_size]
             batch = self._encode([w.source for w in chunk])
-            answers = self._decode(batch, config, generator=generator)
-            # Distinct finished answers per window (identical samples decode the same question).
-            todo: dict[tuple[int, tuple[int, ...]], tuple[float, int]] = {}
-            for r, (ids, score, length, finished) in enumerate(answers):
-                key = (r // num_pairs, tuple(ids))
-                if finished and ids and key not in todo:
-                    todo[key] = (score, length)
-            if not todo:
-                continue
-            keys = list(todo)
-            questions = self._decode(
-                batch,
-                self.question_config,
-                rows=[w for w, _ in keys],
-                prefixes=[[*ids, self.sep_id] for _, ids in keys],
-            )
-            for (w, ids), (q_ids, q_score, q_len, q_done) in zip(keys, questions):
-                if not q_done or not q_ids:
+            answers = self._sample_answers(batch, chunk, passages, num_pairs, generator)
+            answers = [a for a in answers if a.span is not None or keep_non_span_answers]
+            for answer, question in zip(answers, self._ask(batch, answers)):
+                q_ids, q_score, q_len, q_done = question
+                text = self._decode_text(q_ids)
+                if not q_done or not text:
                     continue
-                a_score, a_len = todo[(w, ids)]
-                pair = self._pair(
-                    chunk[w], list(ids), q_ids, (a_score + q_score) / (a_len + q_len), passages
+                score = (answer.score + q_score) / (answer.length + q_len)
+                pairs[chunk[answer.window].passage].append(
+                    answer.pair(text, score, passages[chunk[answer.window].passage])
                 )
-                if pair is not None and (pair["answer_start"] >= 0 or keep_non_span_answers):
-                    pairs[chunk[w].passage].append(pair)
         return [merge_pairs(p)[:num_pairs] for p in pairs]
 
-    def _pair(
-        self, window: _Window, answer_ids, question_ids, score, passages
-    ) -> dict[str, Any] | None:
-        passage = passages[window.passage]
-        text = self._decode_text(answer_ids)
-        span = _locate_tokens(answer_ids, window.window_ids, window.offsets, passage)
-        if span is None:
-            span = locate_answer(passage, text, window.span)
-        question = self._decode_text(question_ids)
-        if not question or not (text or span):
-            return None
-        if span is None:
-            return {"question": question, "answer": text, "answer_start": -1, "score": score}
-        return {
-            "question": question,
-            "answer": passage[span[0] : span[1]],
-            "answer_start": span[0],
-            "score": score,
-        }
+    def _sample_answers(
+        self,
+        batch: _Batch,
+        chunk: list[_Window],
+        passages: list[str],
+        num_pairs: int,
+        generator: torch.Generator | None,
+    ) -> list[_Answer]:
+        """Stage 1: sample answers for every window of ``chunk``; per window, the first
+        ``num_pairs`` distinct finished ones (by their place in the passage when located)."""
+        samples = max(num_pairs, round(self.answer_candidates * num_pairs))
+        config = self.answer_config
+        beams = max(config.num_beams, samples) if config.strategy == "beam" else config.num_beams
+        config = dataclasses.replace(config, num_return_sequences=samples, num_beams=beams)
+        processors = None
+        if self.constrain_answers:
+            bounds = [word_boundaries(passages[w.passage], w.offsets) for w in chunk]
+            processors = [
+                SpanConstraintProcessor(
+                    [w.window_ids for w in chunk],
+                    prompt_length=batch.ids.shape[1],
+                    eos_token_id=config.eos_token_id,
+                    starts=[s for s, _ in bounds],
+                    ends=[e for _, e in bounds],
+                )
+            ]
+        decoded = self._decode(batch, config, generator=generator, logits_processor=processors)
+        chosen: list[_Answer] = []
+        seen: dict[int, set] = {}
+        for r, (ids, score, length, finished) in enumerate(decoded):
+            w = r // samples
+            if not ids or (not finished and not self.constrain_answers):
+                continue  # a constrained answer cut at the length cap is still a span: kept
+            window = chunk[w]
+            passage = passages[window.passage]
+            text = self._decode_text(ids)
+            span = _locate_tokens(ids, window.window_ids, window.offsets, passage)
+            if span is None:
+                span = locate_answer(passage, text, window.span)
+            key = span if span is not None else tuple(ids)
+            taken = seen.setdefault(w, set())
+            if key in taken or len(taken) >= num_pairs or not (text or span):
+                continue
+            taken.add(key)
+            chosen.append(_Answer(w, list(ids), text, span, score, length))
+        return chosen
+
+    def _ask(
+        self, batch: _Batch, answers: list[_Answer]
+    ) -> list[tuple[list[int], float, int, bool]]:
+        """Stage 2: decode one question per answer, after ``[CLS] window [SEP] answer [SEP]``."""
+        if not answers:
+            return []
+        return self._decode(
+            batch,
+            self.question_config,
+            rows=[a.window for a in answers],
+            prefixes=[[*a.ids, self.sep_id] for a in answers],
+        )
 
     @_in_eval_mode
     def generate_questions(

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from decoding import DecodingConfig
+from qgen.answer_location import _locate_tokens, _whole_words
 from qgen.generation import (
     PRESETS,
     QAGenerator,
@@ -129,8 +130,79 @@ def test_span_answers_are_found_through_tokens():
     gen = _generator(tok)
     window = gen._windows(PASSAGE, 0)[0]
     ids = tok("Paris", add_special_tokens=False)["input_ids"]
-    pair = gen._pair(window, ids, ids, -1.0, [PASSAGE])
-    assert pair["answer"] == "Paris" and pair["answer_start"] == PASSAGE.index("Paris")
+    start, end = _locate_tokens(ids, window.window_ids, window.offsets, PASSAGE)
+    assert PASSAGE[start:end] == "Paris" and start == PASSAGE.index("Paris")
+
+
+ANSWER_STRATEGIES = {
+    "default": default_answer_config(),
+    "greedy": default_answer_config(strategy="greedy", top_p=1.0, consistent=False),
+    "top_k": default_answer_config(top_p=1.0, top_k=5, consistent=False),
+    "plain_top_p": default_answer_config(consistent=False),
+    "beam": default_answer_config(strategy="beam", num_beams=4, top_p=1.0),
+}
+
+
+@pytest.mark.parametrize("strategy", list(ANSWER_STRATEGIES))
+@pytest.mark.parametrize(
+    "make_tok", [tiny_wordpiece_tokenizer, tiny_sentencepiece_tokenizer, tiny_chinese_tokenizer]
+)
+def test_random_model_answers_are_all_whole_word_spans(make_tok, strategy):
+    """Constrained by default: a random-weights model writes only spans of its passage, under
+    every answer strategy, and they neither start nor end inside a word."""
+    tok = make_tok()
+    gen = _generator(tok, answer_config=ANSWER_STRATEGIES[strategy], max_source_length=48,
+                     window_stride=8)  # fmt: skip
+    passages = [PASSAGE, "世界第二高山峰是乔戈里峰，位于中国境内。", "the cat sat on the mat. " * 8]
+    out = gen.generate(passages, num_pairs=3, batch_size=2, keep_non_span_answers=True)
+    assert sum(len(p) for p in out) >= 4
+    for passage, pairs in zip(passages, out):
+        for p in pairs:
+            start = p["answer_start"]
+            assert start >= 0 and passage[start : start + len(p["answer"])] == p["answer"], p
+            assert _whole_words(passage, start, start + len(p["answer"])), p
+
+
+def test_free_answers_switch_keeps_su_unconstrained_sampling():
+    tok = tiny_wordpiece_tokenizer()
+    free = _generator(tok, constrain_answers=False)
+    out = free.generate([PASSAGE, "the cat sat."], num_pairs=3, keep_non_span_answers=True)
+    assert any(p["answer_start"] == -1 for pairs in out for p in pairs)  # a random model invents
+    dropped = free.generate([PASSAGE, "the cat sat."], num_pairs=3)
+    assert all(p["answer_start"] >= 0 for pairs in dropped for p in pairs)
+
+
+def test_num_pairs_are_distinct_when_samples_agree(monkeypatch):
+    """Samples A A B A C D: oversampling and merging give three distinct answers A B C, not
+    the two that the first three samples hold."""
+    tok = tiny_wordpiece_tokenizer()
+    passage = "the cat sat on the mat in paris."
+    words = {
+        w: tok(w, add_special_tokens=False)["input_ids"] for w in ("cat", "mat", "paris", "the")
+    }
+    order = ["cat", "cat", "mat", "cat", "paris", "the"]
+    for candidates, expected in ((2.0, {"cat", "mat", "paris"}), (1.0, {"cat", "mat"})):
+        gen = _generator(tok, answer_candidates=candidates)
+        real = gen._decode
+
+        def fake_stage_one(batch, config, rows=None, prefixes=None, real=real, **kw):
+            if prefixes is not None:  # stage 2: the real question decoder
+                return real(batch, config, rows=rows, prefixes=prefixes, **kw)
+            samples = config.num_return_sequences
+            return [(words[order[i % 6]], -1.0, 2, True) for i in range(samples)]
+
+        monkeypatch.setattr(gen, "_decode", fake_stage_one)
+        pairs = gen.generate([passage], num_pairs=3)[0]
+        assert {p["answer"] for p in pairs} == expected
+
+
+def test_three_distinct_pairs_from_a_random_model():
+    tok = tiny_wordpiece_tokenizer()
+    gen = _generator(tok)
+    passages = ["the cat sat on the mat in paris, france.", PASSAGE, "a dog is in the city."]
+    for pairs in gen.generate(passages, num_pairs=3):
+        assert len(pairs) == 3
+        assert len({(p["answer_start"], p["answer"]) for p in pairs}) == 3
 
 
 def test_long_passage_uses_windows():
@@ -166,6 +238,8 @@ def test_argument_errors():
         gen.generate([PASSAGE, "  "])
     with pytest.raises(ValueError, match="num_pairs"):
         gen.generate([PASSAGE], num_pairs=0)
+    with pytest.raises(ValueError, match="answer_candidates"):
+        _generator(tok, answer_candidates=0.5)
     with pytest.raises(ValueError, match="max_position_embeddings"):
         _generator(tok, max_source_length=500)
     with pytest.raises(ValueError, match="preset"):
