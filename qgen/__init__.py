@@ -10,13 +10,17 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from .data import TASKS, QGenDataError, UniLMCollator, build_features, load_squad, split_passage
 from .fast_decoding import UniLMStepModel
 from .generation import PRESETS, QAGenerator
+from .generation_config import QAGenerationConfig
 from .modeling import UniLMConfig, UniLMForQAGeneration, UniLMOutput
-from .pipeline import TASK, QAGenerationPipeline
+from .pipeline import TASK, QAGenerationPipeline, ShippedModelDefault
+from .pretrained import QGenModelError, default_model_path
 
 __all__ = [
     "PRESETS",
+    "QAGenerationConfig",
     "QAGenerationPipeline",
     "QAGenerator",
+    "QGenModelError",
     "TASKS",
     "QGenDataError",
     "UniLMCollator",
@@ -25,6 +29,7 @@ __all__ = [
     "UniLMOutput",
     "UniLMStepModel",
     "build_features",
+    "default_model_path",
     "load_squad",
     "split_passage",
 ]
@@ -42,7 +47,11 @@ def _register() -> None:
             pass
     if TASK not in PIPELINE_REGISTRY.supported_tasks:
         PIPELINE_REGISTRY.register_pipeline(
-            TASK, pipeline_class=QAGenerationPipeline, pt_model=AutoModelForCausalLM, type="text"
+            TASK,
+            pipeline_class=QAGenerationPipeline,
+            pt_model=AutoModelForCausalLM,
+            default={"model": ShippedModelDefault()},
+            type="text",
         )
 
 

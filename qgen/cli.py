@@ -1,8 +1,10 @@
 """The ``qgen`` command.
 
-``qgen generate --model DIR --input passages.{txt,jsonl,json} --output qa.jsonl`` writes one
-SQuAD-schema JSON line per generated pair (``id, title, context, question, answers: {text,
-answer_start}`` plus ``score``), loadable with ``datasets.load_dataset("json", data_files=...)``.
+``qgen generate --input passages.{txt,jsonl,json} --output qa.jsonl`` writes one SQuAD-schema
+JSON line per generated pair (``id, title, context, question, answers: {text, answer_start}``
+plus ``score``), loadable with ``datasets.load_dataset("json", data_files=...)``. Without
+``--output`` the pairs are printed for reading. Without ``--model`` the English model that ships
+with qgen is used, with the decoding settings saved beside it; options override them.
 
 Inputs:
 
@@ -30,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CLIError", "Passage", "main", "read_passages"]
+__all__ = ["CLIError", "Passage", "main", "read_passages", "resolve_model_dir"]
 
 PASSAGE_FIELDS = ("context", "passage", "text")
 
@@ -121,21 +123,21 @@ def _json_passages(obj, path: str, stem: str) -> list[Passage]:
     return passages
 
 
-def _check_model_dir(path: str) -> None:
-    config = Path(path) / "config.json"
-    if not config.is_file():
-        raise CLIError(f"{path}: not a model directory (no config.json)")
-    try:
-        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
-    except (OSError, json.JSONDecodeError) as err:
-        raise CLIError(f"{config}: cannot read model config ({err})") from None
-    from .modeling import UniLMConfig
+def resolve_model_dir(path: str | None) -> str:
+    """The model directory to load (the shipped model when ``path`` is None), checked.
 
-    if model_type != UniLMConfig.model_type:
-        raise CLIError(
-            f"{config}: field 'model_type' is {model_type!r}, not {UniLMConfig.model_type!r}: not a qgen "
-            "model (fine-tune a BERT checkpoint with scripts/train_qag.py first)"
-        )
+    Raises:
+        CLIError: a missing, damaged or non-qgen model directory, naming the file.
+    """
+    from .pretrained import QGenModelError, check_model_dir, default_model_path
+
+    try:
+        if path is None:
+            return default_model_path()
+        check_model_dir(path)
+    except QGenModelError as err:
+        raise CLIError(str(err)) from None
+    return path
 
 
 def _records(passage: Passage, pairs: list[dict]) -> list[dict]:
@@ -152,74 +154,94 @@ def _records(passage: Passage, pairs: list[dict]) -> list[dict]:
     ]
 
 
-def _open_output(path: str, overwrite: bool, append: bool):
+def _check_output(path: str | None, overwrite: bool, append: bool) -> None:
     if overwrite and append:
         raise CLIError("--overwrite and --append exclude each other")
-    exists = os.path.exists(path)
-    if exists and not (overwrite or append):
+    if path is None:
+        return
+    if os.path.exists(path) and not (overwrite or append):
         raise CLIError(
             f"{path}: output exists; pass --overwrite to replace it or --append to add to it"
         )
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise CLIError(f"{path}: output directory {parent} does not exist")
-    return open(path, "a" if append else "w", encoding="utf-8")
+
+
+def _print_pairs(passage: Passage, pairs: list[dict], number: int) -> None:
+    head = passage.context if len(passage.context) <= 100 else passage.context[:97] + "..."
+    print(f"[{number}] {head}")
+    for pair in pairs:
+        print(f"    Q: {pair['question']}")
+        print(f"    A: {pair['answer']}")
+    if not pairs:
+        print("    (no pair)")
+    print()
 
 
 def generate_command(args: argparse.Namespace) -> dict:
-    """Run ``qgen generate``; returns the summary."""
+    """Run ``qgen generate``; returns the summary. Every input is checked before the model
+    loads."""
     passages = read_passages(args.input)
-    _check_model_dir(args.model)
-    if args.num_pairs < 1:
-        raise CLIError(f"--num_pairs must be >= 1, got {args.num_pairs}")
-    if args.batch_size < 1:
-        raise CLIError(f"--batch_size must be >= 1, got {args.batch_size}")
+    _check_output(args.output, args.overwrite, args.append)
+    model_dir = resolve_model_dir(args.model)
+    for name in ("num_pairs", "batch_size", "max_source_length"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise CLIError(f"--{name} must be >= 1, got {value}")
+    from .generation import saved_settings
     from .presets import configs_from_arguments
 
     try:
-        configs = configs_from_arguments(args)
+        settings = saved_settings(model_dir)
+        base = (settings["answer_config"], settings["question_config"])
+        settings.update(configs_from_arguments(args, base))
     except ValueError as err:
         raise CLIError(f"bad decoding option: {err}") from None
+    if args.free_answers:
+        settings["constrain_answers"] = False
+    if args.num_pairs is not None:
+        settings["num_pairs"] = args.num_pairs
+    if args.max_source_length is not None:
+        settings["max_source_length"] = args.max_source_length
 
-    import torch
     from tqdm.auto import tqdm
-    from transformers import AutoTokenizer
 
     from .generation import QAGenerator
-    from .modeling import UniLMForQAGeneration
+    from .pretrained import load_model
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, tokenizer = load_model(model_dir, args.device)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(args.model)
-    except (OSError, ValueError) as err:
-        raise CLIError(f"{args.model}: cannot load the tokenizer ({err})") from None
-    model = UniLMForQAGeneration.from_pretrained(args.model).to(device).eval()
-    generator = QAGenerator(
-        model,
-        tokenizer,
-        max_source_length=args.max_source_length,
-        seed=args.seed,
-        **configs,
-    )
-    out = _open_output(args.output, args.overwrite, args.append)
+        generator = QAGenerator(model, tokenizer, seed=args.seed, **settings)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+    out = open(args.output, "a" if args.append else "w", encoding="utf-8") if args.output else None
     written = empty = 0
     start = time.perf_counter()
-    with out, tqdm(total=len(passages), unit="passage", disable=args.quiet) as bar:
-        for b in range(0, len(passages), args.batch_size):
-            chunk = passages[b : b + args.batch_size]
-            results = generator.generate(
-                [p.context for p in chunk],
-                num_pairs=args.num_pairs,
-                batch_size=args.batch_size,
-                keep_non_span_answers=args.keep_non_span_answers,
-            )
-            for passage, pairs in zip(chunk, results):
-                for record in _records(passage, pairs):
-                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
-                written += len(pairs)
-                empty += not pairs
-            out.flush()
-            bar.update(len(chunk))
+    quiet = args.quiet or out is None
+    try:
+        with tqdm(total=len(passages), unit="passage", disable=quiet) as bar:
+            for b in range(0, len(passages), args.batch_size):
+                chunk = passages[b : b + args.batch_size]
+                results = generator.generate(
+                    [p.context for p in chunk],
+                    batch_size=args.batch_size,
+                    keep_non_span_answers=args.keep_non_span_answers,
+                )
+                for k, (passage, pairs) in enumerate(zip(chunk, results)):
+                    if out is None:
+                        _print_pairs(passage, pairs, b + k + 1)
+                    for record in _records(passage, pairs):
+                        if out is not None:
+                            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    written += len(pairs)
+                    empty += not pairs
+                if out is not None:
+                    out.flush()
+                bar.update(len(chunk))
+    finally:
+        if out is not None:
+            out.close()
     seconds = time.perf_counter() - start
     return {
         "passages": len(passages),
@@ -227,6 +249,7 @@ def generate_command(args: argparse.Namespace) -> dict:
         "passages_without_pairs": empty,
         "seconds": round(seconds, 2),
         "passages_per_second": round(len(passages) / seconds, 3) if seconds > 0 else None,
+        "model": model_dir,
         "output": args.output,
     }
 
@@ -236,17 +259,33 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="generate question-answer pairs for passages")
-    gen.add_argument("--model", required=True, help="a trained qgen model directory")
+    gen.add_argument(
+        "--model", default=None,
+        help="a trained qgen model directory (default: the English model shipped with qgen)",
+    )  # fmt: skip
     gen.add_argument(
         "--input", required=True, help="passages: .txt (one per line), .jsonl or .json"
     )
-    gen.add_argument("--output", required=True, help="JSON-lines output (SQuAD schema)")
-    gen.add_argument("--num_pairs", type=int, default=3, help="pairs per passage (default 3)")
-    gen.add_argument("--batch_size", type=int, default=16, help="passages per batch (default 16)")
-    gen.add_argument("--max_source_length", type=int, default=320, help="source tokens per window")
     gen.add_argument(
-        "--keep_non_span_answers", action="store_true", help="keep answers not in the passage"
+        "--output", default=None,
+        help="JSON-lines output (SQuAD schema); without it the pairs are printed for reading",
+    )  # fmt: skip
+    gen.add_argument(
+        "--num_pairs", type=int, default=None, help="pairs per passage (default: saved, 3)"
     )
+    gen.add_argument("--batch_size", type=int, default=16, help="passages per batch (default 16)")
+    gen.add_argument(
+        "--max_source_length", type=int, default=None,
+        help="source tokens per window (default: saved, 320)",
+    )  # fmt: skip
+    gen.add_argument(
+        "--free_answers", action="store_true",
+        help="sample answers without the passage-span constraint (Su's original decoding)",
+    )  # fmt: skip
+    gen.add_argument(
+        "--keep_non_span_answers", action="store_true",
+        help="with --free_answers: keep answers that are not in the passage",
+    )  # fmt: skip
     gen.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     gen.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
     gen.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -271,22 +310,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
     from .data import QGenDataError
+    from .pretrained import QGenModelError
 
     try:
         if args.command == "generate":
             summary = generate_command(args)
+            where = f"-> {summary['output']}" if summary["output"] else f"({summary['model']})"
             print(
                 f"qgen generate: {summary['pairs']} pairs for {summary['passages']} passages "
                 f"({summary['passages_without_pairs']} without a pair) in {summary['seconds']} s "
-                f"-> {summary['output']}",
+                f"{where}",
                 file=sys.stderr,
             )
-            print(json.dumps(summary))
+            if summary["output"]:
+                print(json.dumps(summary))
         else:
             from . import evaluation
 
             evaluation.cli_main(args)
-    except (CLIError, QGenDataError, FileNotFoundError) as err:
+    except (CLIError, QGenDataError, QGenModelError, FileNotFoundError) as err:
         print(f"qgen: error: {err}", file=sys.stderr)
         return 2
     return 0

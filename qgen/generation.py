@@ -18,6 +18,7 @@ default is top-p 0.95 (consistent) + beam 5.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,22 +35,41 @@ from .answer_location import (
 from .batching import _Answer, _Batch, _in_eval_mode, _Prefilled, _Window
 from .data import _tokenize, encode_source, special_token_ids, split_passage
 from .fast_decoding import UniLMStepModel
+from .generation_config import QAGenerationConfig
 from .presets import (
     MAX_TARGET_TOKENS,  # noqa: F401  (re-exported)
     PRESETS,
     default_answer_config,
     default_question_config,
 )
+from .pretrained import load_model
 
 __all__ = [
     "PRESETS",
     "QAGenerator",
+    "saved_settings",
     "default_answer_config",
     "default_question_config",
     "join_cjk",
     "locate_answer",
     "merge_pairs",
 ]
+
+
+def saved_settings(directory: str | os.PathLike) -> dict[str, Any]:
+    """`QAGenerator` arguments from ``directory/qa_generation_config.json`` (the defaults when
+    the directory has none)."""
+    config = QAGenerationConfig.from_pretrained(directory) if os.path.isdir(directory) else None
+    config = config or QAGenerationConfig()
+    return {
+        "answer_config": config.answer,
+        "question_config": config.question,
+        "constrain_answers": config.constrain_answers,
+        "answer_candidates": config.answer_candidates,
+        "num_pairs": config.num_pairs,
+        "max_source_length": config.max_source_length,
+        "window_stride": config.window_stride,
+    }
 
 
 class QAGenerator:
@@ -75,6 +95,15 @@ class QAGenerator:
             multiple of ``num_pairs`` (default 2): duplicates are merged and the first
             ``num_pairs`` distinct answers kept, so that two samples that agree do not leave a
             passage with fewer pairs than it holds answers.
+        num_pairs: the default of `generate`'s ``num_pairs``.
+        task: the task the model was trained for (default: ``model.config.qgen_task``). With
+            ``"qag"``, `generate_questions` given answers puts each answer where the model
+            wrote its own (``[CLS] passage [SEP] | answer [SEP]``) and decodes the question
+            after it (stage 2 given the answer); otherwise the answer goes into the source
+            (task ``qg``).
+
+    `QAGenerator.from_pretrained(path)` loads a model directory with its saved decoding settings
+    (``qa_generation_config.json``); without a path, the English model that ships with qgen.
     """
 
     def __init__(
@@ -90,11 +119,15 @@ class QAGenerator:
         seed: int | None = None,
         constrain_answers: bool = True,
         answer_candidates: float = 2.0,
+        num_pairs: int = 3,
+        task: str | None = None,
     ):
         if answer_candidates < 1:
             raise ValueError(
                 f"answer_candidates must be >= 1, got answer_candidates={answer_candidates}"
             )
+        if num_pairs < 1:
+            raise ValueError(f"num_pairs must be >= 1, got num_pairs={num_pairs}")
         if preset is not None:
             if preset not in PRESETS:
                 raise ValueError(f"preset={preset!r} is not one of {sorted(PRESETS)}")
@@ -133,6 +166,49 @@ class QAGenerator:
         self.seed = seed
         self.constrain_answers = constrain_answers
         self.answer_candidates = answer_candidates
+        self.num_pairs = num_pairs
+        self.task = task or getattr(model.config, "qgen_task", None)
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | os.PathLike | None = None, device: str | None = None, **kwargs: Any
+    ) -> QAGenerator:
+        """Load a qgen model directory with its saved decoding settings.
+
+        Args:
+            path: a qgen model directory; None: the English model that ships with qgen.
+            device: ``"cpu"`` / ``"cuda"`` (default: CUDA when available).
+            **kwargs: `QAGenerator` arguments; each replaces the saved setting (a ``preset``
+                replaces both saved stage configs).
+
+        Raises:
+            qgen.pretrained.QGenModelError: the directory is missing, damaged or not a qgen
+                model.
+        """
+        model, tokenizer = load_model(path, device)
+        settings = saved_settings(model.name_or_path)
+        if kwargs.get("preset") is not None:
+            settings.pop("answer_config"), settings.pop("question_config")
+        return cls(model, tokenizer, **{**settings, **kwargs})
+
+    @property
+    def generation_config(self) -> QAGenerationConfig:
+        """The settings of this generator, as saved by `save_pretrained`."""
+        return QAGenerationConfig(
+            answer=self.answer_config,
+            question=self.question_config,
+            constrain_answers=self.constrain_answers,
+            answer_candidates=self.answer_candidates,
+            num_pairs=self.num_pairs,
+            max_source_length=self.max_source_length,
+            window_stride=self.window_stride,
+        )
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """Save the model, its tokenizer and these decoding settings into ``directory``."""
+        self.model.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        self.generation_config.save_pretrained(directory)
 
     def _with_sep(self, config: DecodingConfig) -> DecodingConfig:
         if config.eos_token_id is None:
@@ -258,7 +334,7 @@ class QAGenerator:
     def generate(
         self,
         passages: Sequence[str],
-        num_pairs: int = 3,
+        num_pairs: int | None = None,
         batch_size: int = 8,
         keep_non_span_answers: bool = False,
     ) -> list[list[dict[str, Any]]]:
@@ -266,7 +342,8 @@ class QAGenerator:
 
         Args:
             passages: the passages (non-empty strings).
-            num_pairs: pairs wanted per passage. ``answer_candidates * num_pairs`` answers are
+            num_pairs: pairs wanted per passage (default: the generator's ``num_pairs``, 3
+                unless set or saved otherwise). ``answer_candidates * num_pairs`` answers are
                 sampled per passage window; after merging identical answers and dropping
                 unfinished (and, unconstrained, non-span) ones, the first ``num_pairs`` get a
                 question, and at most ``num_pairs`` pairs per passage are returned (the
@@ -283,6 +360,7 @@ class QAGenerator:
             ``score`` the mean log-probability per generated token over both stages ([SEP]s
             included; higher is better, at most 0).
         """
+        num_pairs = self.num_pairs if num_pairs is None else num_pairs
         if num_pairs < 1:
             raise ValueError(f"num_pairs must be >= 1, got num_pairs={num_pairs}")
         if batch_size < 1:
@@ -379,9 +457,11 @@ class QAGenerator:
     ) -> list[dict[str, Any]]:
         """One question per source with the question-stage decoding (stage 2 settings).
 
-        With ``answers`` (task ``qg``) the source is ``[CLS] passage [SEP] answer [SEP]``, the
-        passage window chosen to hold the answer; without (task ``sentence-qg``, or any
-        passage -> question model) it is ``[CLS] passage [SEP]``.
+        With ``answers``, a ``qg`` model reads ``[CLS] passage [SEP] answer [SEP]``; a ``qag``
+        model (``task="qag"``) reads ``[CLS] passage [SEP]`` and the answer + ``[SEP]`` as the
+        start of its target, as if it had written the answer itself (stage 2 given the
+        answer); the passage window is chosen to hold the answer. Without answers (task
+        ``sentence-qg``, or any passage -> question model) the source is ``[CLS] passage [SEP]``.
 
         Args:
             passages: passages (or sentences).
@@ -396,12 +476,15 @@ class QAGenerator:
         passages = list(passages)
         if answers is not None and len(answers) != len(passages):
             raise ValueError(f"got {len(passages)} passages but {len(answers)} answers")
-        sources, metas = [], []
+        in_target = answers is not None and self.task == "qag"
+        sources, prefixes, metas = [], [], []
         for i, passage in enumerate(passages):
             if not isinstance(passage, str) or not passage.strip():
                 raise ValueError(f"passages[{i}] is empty or not a string: {passage!r}")
             answer = None if answers is None else answers[i]
             if answer is None:
+                if in_target:
+                    raise ValueError(f"answers[{i}] is None: a qag model needs every answer")
                 ids, _ = encode_source(
                     self.tokenizer, passage, None, max_length=self.max_source_length
                 )
@@ -418,14 +501,24 @@ class QAGenerator:
             else:
                 span = (start, start + len(text))
             ids, _ = encode_source(
-                self.tokenizer, passage, text, max_length=self.max_source_length, answer_span=span
+                self.tokenizer,
+                passage,
+                None if in_target else text,
+                max_length=self.max_source_length,
+                answer_span=span,
             )
             sources.append(ids)
+            if in_target:
+                answer_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+                prefixes.append([*answer_ids[: self.answer_config.max_new_tokens], self.sep_id])
             metas.append({"answer": text, "answer_start": span[0] if span else -1})
         results = []
         for b in range(0, len(sources), batch_size):
             batch = self._encode(sources[b : b + batch_size])
-            for ids, score, length, _ in self._decode(batch, self.question_config):
+            chunk_prefixes = prefixes[b : b + batch_size] if in_target else None
+            for ids, score, length, _ in self._decode(
+                batch, self.question_config, prefixes=chunk_prefixes
+            ):
                 results.append(
                     {"question": self._decode_text(ids), "score": score / max(length, 1)}
                 )

@@ -5,9 +5,13 @@ of passages is generated in batches of ``batch_size`` passage windows (the two d
 run batched), not one passage at a time.
 
     >>> import qgen, transformers
-    >>> qa = transformers.pipeline("qa-generation", model="runs/qag-minilm")
+    >>> qa = transformers.pipeline("qa-generation")          # the English model shipped with qgen
     >>> qa("The Eiffel Tower is in Paris.", num_pairs=2)
     [{'question': 'where is the eiffel tower?', 'answer': 'Paris', 'answer_start': 23, 'score': -0.41}, ...]
+    >>> transformers.pipeline("qa-generation", model="runs/qag")   # a model you trained
+
+The model directory's saved decoding settings (``qa_generation_config.json``) are the defaults;
+arguments at construction or per call override them.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ from typing import Any
 
 from transformers import Pipeline
 
-from .generation import QAGenerator
+from .generation import QAGenerator, saved_settings
 from .modeling import UniLMForQAGeneration
+from .pretrained import default_model_path
 
-__all__ = ["QAGenerationPipeline", "TASK"]
+__all__ = ["QAGenerationPipeline", "TASK", "ShippedModelDefault"]
 
 TASK = "qa-generation"
 
@@ -31,19 +36,34 @@ _GENERATOR_ARGS = (
     "window_stride",
     "use_cache",
     "seed",
+    "constrain_answers",
+    "answer_candidates",
 )
 _CALL_ARGS = ("num_pairs", "keep_non_span_answers")
+
+
+class ShippedModelDefault:
+    """The task's default model for ``transformers.pipeline("qa-generation")``.
+
+    transformers unpacks a task's default as ``(model, revision)`` only when no model is given;
+    unpacking this checks the shipped checkpoint then, so a missing or damaged one gets qgen's
+    clear error instead of a failed Hub lookup of a path.
+    """
+
+    def __iter__(self):
+        return iter((default_model_path(), None))
 
 
 class QAGenerationPipeline(Pipeline):
     """Generate ``{"question", "answer", "answer_start", "score"}`` pairs for passages.
 
     Call arguments (also accepted by ``transformers.pipeline(...)`` as defaults):
-        num_pairs: answers sampled per passage (default 3).
-        keep_non_span_answers: keep answers that are not a span of the passage (default False).
+        num_pairs: pairs per passage (default: the model's saved setting, 3).
+        keep_non_span_answers: with ``constrain_answers=False``, keep answers that are not a
+            span of the passage (default False).
         batch_size: passage windows per decoding call (default 8).
         answer_config, question_config, preset, max_source_length, window_stride, use_cache,
-        seed: as in `qgen.generation.QAGenerator`.
+        seed, constrain_answers, answer_candidates: as in `qgen.generation.QAGenerator`.
 
     Returns:
         For one passage (a string) a list of pairs; for a list of passages, one list per passage.
@@ -74,9 +94,11 @@ class QAGenerationPipeline(Pipeline):
     def _generate(
         self, passages: list[str], batch_size: int, params: dict[str, Any]
     ) -> list[list[dict]]:
-        generator = QAGenerator(
-            self.model, self.tokenizer, **{k: params[k] for k in _GENERATOR_ARGS if k in params}
-        )
+        settings = saved_settings(self.model.name_or_path)
+        if params.get("preset") is not None:
+            settings.pop("answer_config"), settings.pop("question_config")
+        settings.update({k: params[k] for k in _GENERATOR_ARGS if k in params})
+        generator = QAGenerator(self.model, self.tokenizer, **settings)
         call = {k: params[k] for k in _CALL_ARGS if k in params}
         return generator.generate(passages, batch_size=batch_size, **call)
 

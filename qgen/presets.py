@@ -69,7 +69,11 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     """The decoding options shared by ``qgen generate`` and ``qgen evaluate``: a preset, and
     overrides of its answer (stage 1) and question (stage 2) settings."""
     group = parser.add_argument_group("decoding (stage 1 samples the answer, stage 2 the question)")
-    group.add_argument("--preset", default="default", choices=sorted(PRESETS))
+    group.add_argument(
+        "--preset", default=None, choices=sorted(PRESETS),
+        help="both stages' settings (default: the model's saved qa_generation_config.json, "
+        "else 'default')",
+    )  # fmt: skip
     group.add_argument("--answer_top_p", type=float, default=None, help="answer: nucleus mass")
     group.add_argument("--answer_top_k", type=int, default=None, help="answer: top-k (0: off)")
     group.add_argument(
@@ -95,14 +99,20 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def configs_from_arguments(args: argparse.Namespace) -> dict[str, DecodingConfig]:
+def configs_from_arguments(
+    args: argparse.Namespace, base: tuple[DecodingConfig, DecodingConfig] | None = None
+) -> dict[str, DecodingConfig]:
     """``answer_config`` and ``question_config`` for `QAGenerator` from the options of
-    `add_decoding_arguments`: the preset's, with every option given replacing its field.
+    `add_decoding_arguments`: the preset's (without ``--preset``: ``base``, the model's saved
+    settings, else the default preset), with every option given replacing its field.
 
     Raises:
         ValueError: an option value the decoder rejects (naming the option's field).
     """
-    answer, question = PRESETS[args.preset]
+    if args.preset is not None:
+        answer, question = PRESETS[args.preset]
+    else:
+        answer, question = base or PRESETS["default"]
     answer_fields = {
         "top_p": args.answer_top_p,
         "top_k": args.answer_top_k,

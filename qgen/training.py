@@ -283,6 +283,7 @@ def train(
         model_args.tokenizer_name or model_args.model_name_or_path
     )
     model = UniLMForQAGeneration.from_pretrained(model_args.model_name_or_path)
+    model.config.qgen_task = data_args.task  # saved: the generator then knows where answers go
 
     raw_train = load_training_data(data_args.train_file)
     raw_eval = None

@@ -144,7 +144,10 @@ def test_unreadable_input_and_bad_model_dirs(model_dir, tmp_path, capsys):
     code, _, err = _run(capsys, *_generate(model_dir, tmp_path / "missing.txt", out))
     assert code == 2 and "missing.txt: cannot read input file" in err
     code, _, err = _run(capsys, *_generate(str(tmp_path / "nomodel"), inp, out))
-    assert code == 2 and "not a model directory" in err
+    assert code == 2 and "nomodel: no such model directory" in err
+    (tmp_path / "empty").mkdir()
+    code, _, err = _run(capsys, *_generate(str(tmp_path / "empty"), inp, out))
+    assert code == 2 and "empty: not a model directory (no config.json)" in err
     bert_dir = tmp_path / "bert"
     BertModel(
         BertConfig(
@@ -256,3 +259,74 @@ def test_generate_applies_decoding_options(model_dir, tmp_path, capsys, monkeypa
     argv = _generate(model_dir, inp, tmp_path / "x.jsonl", "--num_beams", 0)
     code, _, stderr = _run(capsys, *argv)
     assert code == 2 and "num_beams" in stderr
+
+
+def test_without_output_the_pairs_are_printed(model_dir, tmp_path, capsys):
+    inp = tmp_path / "p.txt"
+    inp.write_text("\n".join(PASSAGES[:2]) + "\n")
+    code, stdout, stderr = _run(capsys, "generate", "--model", model_dir, "--input", inp)
+    assert code == 0, stderr
+    assert stdout.startswith("[1] the cat sat on the mat.") and "[2] paris" in stdout
+    assert "    Q: " in stdout and "    A: " in stdout
+    assert "pairs for 2 passages" in stderr and not list(tmp_path.glob("*.jsonl"))
+
+
+def test_output_and_options_are_checked_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    import qgen.pretrained
+
+    monkeypatch.setattr(qgen.pretrained, "load_model", lambda *a, **k: pytest.fail("model loaded"))
+    inp = tmp_path / "p.txt"
+    inp.write_text(PASSAGES[0] + "\n")
+    code, _, err = _run(
+        capsys, *_generate(str(tmp_path / "nomodel"), inp, tmp_path / "no/qa.jsonl")
+    )
+    assert code == 2 and "output directory" in err  # the output, before the (missing) model
+
+
+def test_saved_settings_are_used_and_flags_override_them(model_dir, tmp_path, capsys, monkeypatch):
+    from qgen.generation_config import QAGenerationConfig
+    from qgen.presets import default_question_config
+
+    saved = tmp_path / "saved-model"
+    import shutil
+
+    shutil.copytree(model_dir, saved)
+    QAGenerationConfig(
+        question=default_question_config(strategy="greedy", num_beams=1), num_pairs=1
+    ).save_pretrained(saved)
+    seen = {}
+    real_init = QAGenerator.__init__
+
+    def spy(self, *args, **kwargs):
+        seen.update(kwargs)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(QAGenerator, "__init__", spy)
+    inp = tmp_path / "p.txt"
+    inp.write_text(PASSAGES[0] + "\n")
+    assert main(["generate", "--model", str(saved), "--input", str(inp), "--quiet"]) == 0
+    assert seen["num_pairs"] == 1 and seen["question_config"].strategy == "greedy"
+    assert seen["constrain_answers"] is True
+    argv = ["--num_pairs", "2", "--num_beams", "3", "--free_answers"]
+    assert main(["generate", "--model", str(saved), "--input", str(inp), *argv]) == 0
+    assert seen["num_pairs"] == 2 and seen["question_config"].num_beams == 3
+    assert seen["constrain_answers"] is False
+
+
+def test_default_model_is_the_shipped_one(model_dir, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    import qgen.pretrained
+
+    shipped = tmp_path / "pretrained"
+    shutil.copytree(model_dir, shipped / qgen.pretrained.DEFAULT_MODEL)
+    monkeypatch.setattr(qgen.pretrained, "PRETRAINED_DIR", shipped)
+    inp = tmp_path / "p.txt"
+    inp.write_text(PASSAGES[0] + "\n")
+    code, stdout, err = _run(capsys, "generate", "--input", inp)
+    assert code == 0, err
+    assert "Q: " in stdout
+    assert str(shipped / qgen.pretrained.DEFAULT_MODEL) in err
+    (shipped / qgen.pretrained.DEFAULT_MODEL / "model.safetensors").unlink()
+    code, _, err = _run(capsys, "generate", "--input", inp)
+    assert code == 2 and "no weights file" in err and "reinstall" in err

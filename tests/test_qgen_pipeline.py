@@ -67,3 +67,30 @@ def test_bad_arguments(model_dir):
     with pytest.raises(TypeError, match="unknown qa-generation argument"):
         qa("ok passage.", top_p=0.5)
     assert qa([]) == []
+
+
+def test_pipeline_without_a_model_uses_the_shipped_one(model_dir, tmp_path, monkeypatch):
+    import shutil
+
+    import qgen.pretrained
+
+    shipped = tmp_path / "pretrained"
+    shutil.copytree(model_dir, shipped / qgen.pretrained.DEFAULT_MODEL)
+    monkeypatch.setattr(qgen.pretrained, "PRETRAINED_DIR", shipped)
+    qa = transformers.pipeline("qa-generation", seed=0)
+    assert qa.model.name_or_path == str(shipped / qgen.pretrained.DEFAULT_MODEL)
+    _check(qa(PASSAGES[0]), PASSAGES[0])
+    (shipped / qgen.pretrained.DEFAULT_MODEL / "config.json").unlink()
+    with pytest.raises(qgen.QGenModelError, match="no config.json.*reinstall"):
+        transformers.pipeline("qa-generation")
+
+
+def test_pipeline_uses_the_saved_settings(model_dir, tmp_path):
+    import shutil
+
+    saved = tmp_path / "saved"
+    shutil.copytree(model_dir, saved)
+    qgen.QAGenerationConfig(num_pairs=1).save_pretrained(saved)
+    qa = transformers.pipeline("qa-generation", model=str(saved), seed=0)
+    assert len(qa(PASSAGES[0])) <= 1
+    assert len(qa(PASSAGES[0], num_pairs=3)) > 1  # a call argument overrides the saved one

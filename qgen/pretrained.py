@@ -1,0 +1,140 @@
+"""The trained English model that ships inside the package, and checked loading of any qgen model
+directory.
+
+``qgen/pretrained/en-qag-minilm-l6/`` holds all-MiniLM-L6-v2 fine-tuned as an answer-then-question
+generator on SQuAD (the Du et al. 2017 train split): fp16 safetensors, the tokenizer, its decoding
+settings (``qa_generation_config.json``) and a model card (``README.md``). `QAGenerator.from_pretrained()`,
+``qgen generate`` / ``qgen evaluate`` without ``--model`` and ``transformers.pipeline("qa-generation")``
+without a model use it.
+
+`check_model_dir` runs before any weights are read: a directory without ``config.json``, a model
+that is not a qgen model, and a missing, truncated or placeholder (Git LFS pointer) weights file each
+get an error that names the file and says what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "QGenModelError",
+    "check_model_dir",
+    "default_model_path",
+    "load_model",
+]
+
+DEFAULT_MODEL = "en-qag-minilm-l6"
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+_TOKENIZER = ("tokenizer.json", "vocab.txt", "sentencepiece.bpe.model", "spiece.model")
+
+
+class QGenModelError(OSError):
+    """A model directory that is missing, damaged or not a qgen model."""
+
+
+def _check_safetensors(path: Path) -> None:
+    """The header is readable and the file is as long as the header says (not truncated, not a
+    Git LFS pointer)."""
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as f:
+            (header_len,) = struct.unpack("<Q", f.read(8))
+            if header_len > size - 8:
+                raise ValueError("header longer than the file")
+            header = json.loads(f.read(header_len))
+        end = max(
+            (t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0
+        )
+    except (struct.error, ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+        lfs = path.read_bytes()[:40].startswith(b"version https://git-lfs")
+        what = "a Git LFS pointer, not the weights" if lfs else f"unreadable ({err})"
+        raise QGenModelError(f"{path}: damaged weights file: {what}") from None
+    if size != 8 + header_len + end:
+        raise QGenModelError(
+            f"{path}: damaged weights file: {size} bytes, the header says {8 + header_len + end} "
+            "(truncated or partly downloaded)"
+        )
+
+
+def check_model_dir(path: str | os.PathLike, hint: str = "") -> None:
+    """Check that ``path`` is a complete qgen model directory before loading it.
+
+    Args:
+        path: the directory.
+        hint: appended to the error message (what to do).
+
+    Raises:
+        QGenModelError: naming the file and the problem.
+    """
+    p = Path(path)
+    suffix = f" {hint}" if hint else ""
+    config = p / "config.json"
+    if not p.is_dir():
+        raise QGenModelError(f"{path}: no such model directory.{suffix}")
+    if not config.is_file():
+        raise QGenModelError(f"{path}: not a model directory (no config.json).{suffix}")
+    try:
+        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, json.JSONDecodeError, AttributeError) as err:
+        raise QGenModelError(f"{config}: cannot read model config ({err}).{suffix}") from None
+    from .modeling import UniLMConfig
+
+    if model_type != UniLMConfig.model_type:
+        raise QGenModelError(
+            f"{config}: field 'model_type' is {model_type!r}, not {UniLMConfig.model_type!r}: not "
+            "a qgen model (fine-tune a BERT checkpoint with scripts/train_qag.py first)"
+        )
+    weights = [p / name for name in _WEIGHTS if (p / name).is_file()]
+    if not weights:
+        raise QGenModelError(f"{path}: no weights file ({' or '.join(_WEIGHTS)}).{suffix}")
+    if weights[0].name == "model.safetensors":
+        _check_safetensors(weights[0])
+    if not any((p / name).is_file() for name in _TOKENIZER):
+        raise QGenModelError(f"{path}: no tokenizer files ({' or '.join(_TOKENIZER)}).{suffix}")
+
+
+def default_model_path() -> str:
+    """The directory of the shipped English model, checked.
+
+    Raises:
+        QGenModelError: the checkpoint is missing or damaged (e.g. a checkout without it).
+    """
+    path = PRETRAINED_DIR / DEFAULT_MODEL
+    check_model_dir(
+        path,
+        hint="The shipped model is missing or damaged: reinstall qgen-toolkit (pip install "
+        "--force-reinstall qgen-toolkit, or a fresh clone of the repository), or pass a "
+        "model directory explicitly (--model DIR / from_pretrained(DIR)).",
+    )
+    return str(path)
+
+
+def load_model(path: str | os.PathLike | None = None, device: str | None = None):
+    """Load a qgen model and its tokenizer, checked; float32 weights in eval mode.
+
+    Args:
+        path: a qgen model directory; None: the shipped English model.
+        device: ``"cpu"``, ``"cuda"``, ...; default: CUDA when available.
+
+    Returns:
+        ``(model, tokenizer)``.
+    """
+    import torch
+    from transformers import AutoTokenizer
+
+    from .modeling import UniLMForQAGeneration
+
+    if path is None:
+        path = default_model_path()
+    else:
+        check_model_dir(path)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    # The shipped weights are fp16 on disk; compute in float32 (fp16 is slow or missing on CPUs).
+    model = UniLMForQAGeneration.from_pretrained(path, dtype=torch.float32)
+    return model.to(device).eval(), tokenizer

@@ -1,0 +1,150 @@
+"""The shipped model and checked loading: damaged or missing checkpoints get clear errors; the
+decoding settings saved beside a model round-trip and are the defaults."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+import qgen.pretrained
+from decoding import DecodingConfig
+from qgen.generation import QAGenerator
+from qgen.generation_config import CONFIG_NAME, QAGenerationConfig
+from qgen.presets import default_answer_config, default_question_config
+from qgen.pretrained import QGenModelError, check_model_dir, default_model_path, load_model
+from qgen.testing import tiny_unilm_model, tiny_wordpiece_tokenizer
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    tok = tiny_wordpiece_tokenizer()
+    model = tiny_unilm_model(vocab_size=len(tok))
+    with torch.no_grad():
+        model.cls.predictions.bias[tok.sep_token_id] += 4.0
+    path = tmp_path / "model"
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def test_generation_config_round_trip(tmp_path):
+    config = QAGenerationConfig(
+        answer=default_answer_config(top_p=1.0, top_k=5, consistent=False, eos_token_id=3),
+        question=default_question_config(no_repeat_ngram_size=3, num_beams=4),
+        constrain_answers=False,
+        answer_candidates=1.5,
+        num_pairs=5,
+        max_source_length=256,
+        window_stride=32,
+    )
+    path = config.save_pretrained(tmp_path)
+    assert path.endswith(CONFIG_NAME)
+    assert QAGenerationConfig.from_pretrained(tmp_path) == config
+    assert QAGenerationConfig.from_pretrained(tmp_path / "nothing-here") == QAGenerationConfig()
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"num_pairs": 0}, "num_pairs must be >= 1"),
+        ({"nucleus": 0.9}, r"unknown field\(s\) \['nucleus'\]"),
+        ({"answer": {"top_p": 2.0}}, "field 'answer': top_p must be in"),
+        ({"question": {"beams": 5}}, r"field 'question': unknown field\(s\) \['beams'\]"),
+        ({"answer": [1]}, "field 'answer': expected an object"),
+    ],
+)
+def test_bad_generation_config_names_file_and_field(tmp_path, raw, message):
+    (tmp_path / CONFIG_NAME).write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match=message) as err:
+        QAGenerationConfig.from_pretrained(tmp_path)
+    assert CONFIG_NAME in str(err.value)
+    (tmp_path / CONFIG_NAME).write_text("{")
+    with pytest.raises(ValueError, match="line 1: malformed JSON"):
+        QAGenerationConfig.from_pretrained(tmp_path)
+
+
+def test_from_pretrained_uses_saved_settings_and_arguments_override(model_dir):
+    QAGenerationConfig(
+        question=default_question_config(strategy="greedy", num_beams=1), num_pairs=2,
+        constrain_answers=False,
+    ).save_pretrained(model_dir)  # fmt: skip
+    gen = QAGenerator.from_pretrained(model_dir, device="cpu")
+    assert gen.num_pairs == 2 and gen.question_config.strategy == "greedy"
+    assert not gen.constrain_answers
+    gen = QAGenerator.from_pretrained(model_dir, device="cpu", num_pairs=4, preset="su-2020-07")
+    assert gen.num_pairs == 4 and gen.question_config.num_beams == 5
+    assert gen.answer_config.top_k == 5
+    assert gen.generation_config.num_pairs == 4
+
+
+def test_save_pretrained_writes_a_loadable_directory(model_dir, tmp_path):
+    gen = QAGenerator.from_pretrained(model_dir, device="cpu", num_pairs=1)
+    gen.save_pretrained(tmp_path / "copy")
+    again = QAGenerator.from_pretrained(tmp_path / "copy", device="cpu")
+    assert again.generation_config == gen.generation_config
+
+
+def test_fp16_weights_load_as_float32(model_dir, tmp_path):
+    """The shipped checkpoint stores fp16 tensors and says float32 in its config."""
+    model, tok = load_model(model_dir, "cpu")
+    half = tmp_path / "half"
+    model.half().save_pretrained(half)
+    tok.save_pretrained(half)
+    config = json.loads((half / "config.json").read_text())
+    config["dtype"] = "float32"
+    (half / "config.json").write_text(json.dumps(config))
+    loaded, _ = load_model(half, "cpu")
+    assert loaded.bert.embeddings.word_embeddings.weight.dtype == torch.float32
+    import transformers
+
+    assert transformers.AutoModelForCausalLM.from_pretrained(half).dtype == torch.float32
+
+
+def _damage(path, kind):
+    weights = path / "model.safetensors"
+    if kind == "missing":
+        weights.unlink()
+    elif kind == "truncated":
+        weights.write_bytes(weights.read_bytes()[:-100])
+    elif kind == "lfs":
+        weights.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 45\n")
+    elif kind == "no_tokenizer":
+        for name in ("tokenizer.json", "vocab.txt"):
+            (path / name).unlink(missing_ok=True)
+    elif kind == "no_config":
+        (path / "config.json").unlink()
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("missing", "no weights file"),
+        ("truncated", "damaged weights file: .* bytes, the header says"),
+        ("lfs", "damaged weights file: a Git LFS pointer"),
+        ("no_tokenizer", "no tokenizer files"),
+        ("no_config", r"not a model directory \(no config.json\)"),
+    ],
+)
+def test_damaged_checkpoints_get_clear_errors(model_dir, kind, message):
+    check_model_dir(model_dir)  # intact
+    _damage(model_dir, kind)
+    with pytest.raises(QGenModelError, match=message):
+        check_model_dir(model_dir)
+    with pytest.raises(QGenModelError, match=message):
+        QAGenerator.from_pretrained(model_dir)
+
+
+def test_missing_shipped_model_says_what_to_do(tmp_path, monkeypatch, model_dir):
+    monkeypatch.setattr(qgen.pretrained, "PRETRAINED_DIR", tmp_path / "pretrained")
+    with pytest.raises(QGenModelError, match="no such model directory.*reinstall"):
+        default_model_path()
+    with pytest.raises(QGenModelError, match="reinstall"):
+        QAGenerator.from_pretrained()
+    shutil.copytree(model_dir, tmp_path / "pretrained" / qgen.pretrained.DEFAULT_MODEL)
+    assert QAGenerator.from_pretrained(device="cpu").generate(["the cat sat."])
+
+
+def test_decoding_config_fields_are_all_saved():
+    saved = QAGenerationConfig().to_dict()["answer"]
+    assert set(saved) == {f for f in DecodingConfig.__dataclass_fields__} - {"generator", "seed"}
