@@ -6,9 +6,10 @@
   scored on characters (``tokenize="char"``).
 * :class:`QGMetric` -- the same, as an ``evaluate.Metric`` (``.compute(predictions=...,
   references=...)``).
-* :func:`answer_validity` and :func:`diversity` -- for ``qag`` output, where there is no single
-  reference: the share of answers that are passage spans, and how many distinct pairs and
-  n-grams the generator produces per passage.
+* :func:`answer_validity`, :func:`gold_answer_match` and :func:`diversity` -- for ``qag`` output,
+  where there is no single reference: the share of answers that are passage spans, how often a
+  generated answer is a gold answer of its paragraph (SQuAD's answer normalisation, exact match
+  and token F1), and how many distinct pairs and n-grams the generator produces per passage.
 * :func:`evaluate_model` -- generate for a SQuAD-format file with a trained model and score it;
   the ``qgen evaluate`` command (:func:`add_cli_arguments`, :func:`cli_main`).
 """
@@ -19,6 +20,7 @@ import argparse
 import json
 import re
 import shutil
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +32,8 @@ __all__ = [
     "compute_qg_metrics",
     "QGMetric",
     "answer_validity",
+    "gold_answer_match",
+    "normalize_answer",
     "diversity",
     "distinct_n",
     "evaluate_model",
@@ -178,6 +182,61 @@ def answer_validity(passages: Sequence[str], answers: Sequence[str]) -> float:
     return hits / len(answers)
 
 
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD v1.1's answer normalisation: lower case, no punctuation, no articles, single
+    spaces."""
+    import string
+
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def _token_f1(prediction: str, gold: str) -> float:
+    pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def gold_answer_match(
+    answers: Sequence[Sequence[str]], gold: Sequence[Sequence[str]]
+) -> dict[str, float]:
+    """How often a generated answer is one of the gold answers of its paragraph.
+
+    Args:
+        answers: per paragraph, the generated answers.
+        gold: per paragraph, every gold answer of its questions.
+
+    Returns:
+        ``answer_exact_match``: share of generated answers equal to some gold answer of their
+        paragraph after SQuAD normalisation; ``answer_f1``: mean over generated answers of the
+        best token F1 against those gold answers (both in [0, 1]); ``gold_answers_covered``:
+        share of paragraphs' distinct normalised gold answers that some generated answer equals.
+    """
+    if len(answers) != len(gold):
+        raise ValueError(f"answers and gold differ in length: {len(answers)} != {len(gold)}")
+    exact, f1, n, covered, n_gold = 0, 0.0, 0, 0, 0
+    for generated, refs in zip(answers, gold):
+        refs_norm = {normalize_answer(g) for g in refs}
+        gen_norm = {normalize_answer(a) for a in generated}
+        covered += len(refs_norm & gen_norm)
+        n_gold += len(refs_norm)
+        for a in generated:
+            n += 1
+            exact += normalize_answer(a) in refs_norm
+            f1 += max((_token_f1(a, g) for g in refs), default=0.0)
+    return {
+        "answer_exact_match": exact / n if n else 0.0,
+        "answer_f1": f1 / n if n else 0.0,
+        "gold_answers_covered": covered / n_gold if n_gold else 0.0,
+    }
+
+
 def distinct_n(texts: Sequence[str], n: int, tokenize: str = "word") -> float:
     """Distinct-n: unique n-grams / all n-grams over ``texts`` (0 when there are none)."""
     if n < 1:
@@ -246,18 +305,19 @@ def _group_sources(rows: Sequence[dict], task: str, max_samples: int | None) -> 
         if key not in groups:
             if max_samples is not None and len(groups) >= max_samples:
                 continue
-            groups[key] = {**source, "id": row["id"], "references": []}
+            groups[key] = {**source, "id": row["id"], "references": [], "gold_answers": []}
         groups[key]["references"].append(row["question"])
+        groups[key]["gold_answers"].extend(row["answers"]["text"])
     return list(groups.values())
 
 
 def evaluate_model(
-    model: str,
+    model: str | None,
     input_path: str,
     task: str = "qg",
     max_samples: int | None = None,
     batch_size: int = 16,
-    num_pairs: int = 3,
+    num_pairs: int | None = None,
     tokenize: str = "auto",
     meteor: bool = True,
     output: str | None = None,
@@ -267,12 +327,15 @@ def evaluate_model(
     """Generate with a trained qgen model for a SQuAD-format file and score the output.
 
     Args:
-        model: a qgen model directory (``scripts/train_qag.py`` output).
+        model: a qgen model directory (``scripts/train_qag.py`` output); None: the English
+            model that ships with qgen. Its saved decoding settings are the defaults.
         input_path: SQuAD-format JSON / JSONL with gold questions.
         task: ``"qg"`` / ``"sentence-qg"`` (BLEU/METEOR/ROUGE-L against all gold questions of
-            the same source) or ``"qag"`` (answer validity and diversity of up to ``num_pairs``
-            finished pairs per passage; non-span answers are kept for this, so validity is the
-            share of the model's finished answers that are passage spans).
+            the same source) or ``"qag"`` (answer validity, gold-answer match and diversity of
+            up to ``num_pairs`` pairs per passage; non-span answers are kept for this, so
+            validity is the share of the model's answers that are passage spans). A model
+            trained for ``qag`` is scored on ``qg`` with the gold answer as the start of its
+            target (stage 2 given the answer).
         max_samples: score only the first N sources (unique (passage, answer) / sentence /
             passage), in file order.
         tokenize: ``"word"``, ``"char"`` or ``"auto"`` (``"char"`` when the gold questions
@@ -288,17 +351,15 @@ def evaluate_model(
     """
     import time
 
-    from transformers import AutoTokenizer
-
     from qgen.data import TASKS, load_squad
-    from qgen.generation import QAGenerator
-    from qgen.modeling import UniLMForQAGeneration
+    from qgen.generation import QAGenerator, saved_settings
+    from qgen.pretrained import load_model
 
     if task not in TASKS:
         raise ValueError(f"task={task!r} is not one of {TASKS}")
     if tokenize not in (*TOKENIZE_MODES, "auto"):
         raise ValueError(f"tokenize={tokenize!r} is not one of {(*TOKENIZE_MODES, 'auto')}")
-    tok = AutoTokenizer.from_pretrained(model)
+    net, tok = load_model(model)
     rows = load_squad(input_path)
     if task == "qg":  # the answer goes into the source; answers over 64 tokens are not scored
         from qgen.training import drop_long_answers
@@ -314,8 +375,10 @@ def evaluate_model(
         cjk = len(re.findall(rf"[{_CJK}]", text))
         tokenize = "char" if cjk > 0.3 * max(len(text), 1) else "word"
 
-    net = UniLMForQAGeneration.from_pretrained(model).eval()
-    generator = QAGenerator(net, tok, **generator_kwargs)
+    settings = saved_settings(net.name_or_path)
+    if generator_kwargs.get("preset") is not None:
+        settings.pop("answer_config"), settings.pop("question_config")
+    generator = QAGenerator(net, tok, **{**settings, **generator_kwargs})
     passages = [s["context"] for s in sources]
     t0 = time.perf_counter()
     if task == "qag":
@@ -327,6 +390,9 @@ def evaluate_model(
             "answer_validity": answer_validity(
                 [p for p, ps in zip(passages, pairs) for _ in ps],
                 [x["answer"] for ps in pairs for x in ps],
+            ),
+            **gold_answer_match(
+                [[x["answer"] for x in ps] for ps in pairs], [s["gold_answers"] for s in sources]
             ),
             **diversity(pairs, tokenize),
         }
@@ -353,7 +419,9 @@ def evaluate_model(
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``qgen evaluate``."""
-    parser.add_argument("--model", required=True, help="qgen model directory")
+    parser.add_argument(
+        "--model", default=None, help="qgen model directory (default: the shipped English model)"
+    )
     parser.add_argument(
         "--input", required=True, help="SQuAD-format JSON/JSONL with gold questions"
     )
@@ -361,14 +429,20 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max_samples", type=int, default=None, help="score the first N sources")
     parser.add_argument("--output", default=None, help="write predictions as JSON lines")
     parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--num_pairs", type=int, default=3, help="qag: pairs per passage")
+    parser.add_argument(
+        "--num_pairs", type=int, default=None, help="qag: pairs per passage (default: saved, 3)"
+    )
     parser.add_argument("--tokenize", default="auto", choices=("auto", *TOKENIZE_MODES))
     parser.add_argument("--no_meteor", action="store_true", help="skip METEOR (needs Java)")
     parser.add_argument(
         "--sample_seed", type=int, default=None, help="score a random subset (seeded) of sources"
     )
     parser.add_argument(
-        "--max_source_length", type=int, default=320, help="source tokens per window"
+        "--max_source_length", type=int, default=None,
+        help="source tokens per window (default: saved, 320)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--free_answers", action="store_true", help="qag: answers without the span constraint"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of answer sampling (qag)")
     from qgen.presets import add_decoding_arguments
@@ -380,15 +454,29 @@ def cli_main(args: argparse.Namespace) -> dict[str, float]:
     """Run ``qgen evaluate`` and print the metrics as one JSON object."""
     from transformers import set_seed
 
-    set_seed(args.seed)
+    from qgen.cli import CLIError, resolve_model_dir
+    from qgen.generation import saved_settings
     from qgen.presets import configs_from_arguments
 
+    set_seed(args.seed)
+    model_dir = resolve_model_dir(args.model)
+    for name in ("num_pairs", "max_samples", "batch_size", "max_source_length"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise CLIError(f"--{name} must be >= 1, got {value}")
     try:
-        configs = configs_from_arguments(args)
+        settings = saved_settings(model_dir)
+        kwargs = configs_from_arguments(
+            args, (settings["answer_config"], settings["question_config"])
+        )
     except ValueError as err:
-        raise SystemExit(f"qgen evaluate: error: bad decoding option: {err}") from None
+        raise CLIError(f"bad decoding option: {err}") from None
+    if args.max_source_length is not None:
+        kwargs["max_source_length"] = args.max_source_length
+    if args.free_answers:
+        kwargs["constrain_answers"] = False
     results = evaluate_model(
-        args.model,
+        model_dir,
         args.input,
         task=args.task,
         max_samples=args.max_samples,
@@ -398,9 +486,8 @@ def cli_main(args: argparse.Namespace) -> dict[str, float]:
         meteor=not args.no_meteor,
         output=args.output,
         sample_seed=args.sample_seed,
-        max_source_length=args.max_source_length,
         seed=args.seed,
-        **configs,
+        **kwargs,
     )
     print(json.dumps(results, indent=1))
     return results

@@ -64,7 +64,20 @@ def test_train_generate_evaluate(trained_qag, tmp_path):
         str(trained_qag), str(SAMPLE), task="qag", max_samples=2, num_pairs=2,
         max_source_length=128, seed=0,
     )  # fmt: skip
-    assert 0 <= qag["answer_validity"] <= 1 and qag["num_sources"] == 2
+    assert qag["answer_validity"] == 1.0 and qag["num_sources"] == 2  # spans by construction
+    assert 0 <= qag["answer_exact_match"] <= 1 and 0 <= qag["answer_f1"] <= 1
+
+
+@pytest.mark.slow
+def test_qgen_evaluate_errors_exit_2(trained_qag, capsys):
+    from qgen.cli import main
+
+    code = main(["evaluate", "--model", str(trained_qag), "--input", str(SAMPLE),
+                 "--answer_top_p", "2"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("qgen: error: bad decoding option: top_p")
+    code = main(["evaluate", "--model", str(trained_qag / "nope"), "--input", str(SAMPLE)])
+    assert code == 2 and "no such model directory" in capsys.readouterr().err
 
 
 @pytest.mark.slow

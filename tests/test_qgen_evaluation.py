@@ -11,6 +11,8 @@ from qgen.evaluation import (
     compute_qg_metrics,
     distinct_n,
     diversity,
+    gold_answer_match,
+    normalize_answer,
     tokenize_for_eval,
 )
 
@@ -94,6 +96,22 @@ def test_answer_validity():
     assert answer_validity([], []) == 0.0
     with pytest.raises(ValueError, match="differ in length"):
         answer_validity(passages, [])
+
+
+def test_normalize_answer_and_gold_answer_match():
+    assert normalize_answer("The  Eiffel Tower!") == "eiffel tower"
+    scores = gold_answer_match(
+        [["the Eiffel Tower", "Paris", "1889"], ["bees"]],
+        [["Eiffel Tower", "1889", "Gustave Eiffel"], ["wasps"]],
+    )
+    assert scores["answer_exact_match"] == pytest.approx(2 / 4)
+    # best token F1 per answer: 1, 0, 1, 0
+    assert scores["answer_f1"] == pytest.approx(2 / 4)
+    assert scores["gold_answers_covered"] == pytest.approx(2 / 4)
+    partial = gold_answer_match([["Gustave"]], [["Gustave Eiffel"]])
+    assert partial["answer_exact_match"] == 0 and partial["answer_f1"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="differ in length"):
+        gold_answer_match([[]], [])
 
 
 def test_distinct_n_and_diversity():

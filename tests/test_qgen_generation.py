@@ -312,3 +312,27 @@ def test_generation_runs_in_eval_mode_and_restores_training():
     assert seen and not any(seen)  # no dropout while generating
     assert gen.model.training
     assert gen.generate.__name__ == "generate" and "num_pairs" in gen.generate.__doc__
+
+
+def test_qag_model_given_an_answer_asks_what_its_stage_two_asks(monkeypatch):
+    """generate_questions with a qag model = the question generate() writes after that answer."""
+    tok = tiny_wordpiece_tokenizer()
+    passage = "the cat sat on the mat in paris."
+    greedy = default_question_config(strategy="greedy", num_beams=1, max_new_tokens=8)
+    gen = _generator(tok, question_config=greedy, task="qag")
+    asked = gen.generate_questions([passage, passage], ["paris", "the mat"])
+    qg = _generator(tok, question_config=greedy, task="qg").generate_questions([passage], ["paris"])
+    real = gen._decode
+    for answer, expected in zip(("paris", "the mat"), asked):
+        ids = tok(answer, add_special_tokens=False)["input_ids"]
+
+        def forced(batch, config, rows=None, prefixes=None, real=real, ids=ids, **kw):
+            if prefixes is not None:
+                return real(batch, config, rows=rows, prefixes=prefixes, **kw)
+            return [(ids, -1.0, 2, True)] * config.num_return_sequences
+
+        monkeypatch.setattr(gen, "_decode", forced)
+        pairs = gen.generate([passage], num_pairs=1)[0]
+        assert pairs[0]["question"] == expected["question"], answer
+    assert asked[0]["answer_start"] == passage.index("paris")
+    assert qg[0]["question"] != asked[0]["question"] or qg[0]["score"] != asked[0]["score"]
