@@ -29,6 +29,7 @@ __all__ = ["SpanConstraintProcessor", "word_boundaries"]
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 _SPACED_WORD_CHAR = re.compile(rf"[^\W_{_CJK}]")  # a letter or digit of a script with spaces
+_SEPARATORS = ",;:\u3001\uff0c\uff1b\uff1a"  # , ; : and their CJK forms
 
 
 def _joins_word(left: str, right: str) -> bool:
@@ -48,16 +49,18 @@ def word_boundaries(text: str, offsets: Sequence[tuple[int, int]]) -> tuple[list
         character before it does not belong to the same word), ``ends[i]`` when a span may end
         with token ``i`` (the character after it does not continue its word). Judged on the
         text, so the tokens may be a window cut from it: a window cut inside a word does not
-        end a span there. Tokens with no visible text (a bare SentencePiece ``▁``) neither
-        start nor end a span.
+        end a span there. Tokens with no visible text (a bare SentencePiece ``▁``) or only
+        separators (``,`` ``;`` ``:``) neither start nor end a span ("1644," is not an answer;
+        a span may still cross a comma).
     """
 
     def cut_before(pos: int) -> bool:  # the characters on both sides of pos form one word
         return 0 < pos < len(text) and _joins_word(text[pos - 1], text[pos])
 
-    visible = [bool(text[s:e].strip()) for s, e in offsets]
-    starts = [v and not cut_before(s) for v, (s, _) in zip(visible, offsets)]
-    ends = [v and not cut_before(e) for v, (_, e) in zip(visible, offsets)]
+    # a token with no visible text, or only separators (",", ";", ":"), is no edge of a span
+    edge = [text[s:e].strip().strip(_SEPARATORS) != "" for s, e in offsets]
+    starts = [v and not cut_before(s) for v, (s, _) in zip(edge, offsets)]
+    ends = [v and not cut_before(e) for v, (_, e) in zip(edge, offsets)]
     return starts, ends
 
 

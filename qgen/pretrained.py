@@ -24,6 +24,7 @@ __all__ = [
     "QGenModelError",
     "check_model_dir",
     "default_model_path",
+    "export_model",
     "load_model",
 ]
 
@@ -138,3 +139,47 @@ def load_model(path: str | os.PathLike | None = None, device: str | None = None)
     # The shipped weights are fp16 on disk; compute in float32 (fp16 is slow or missing on CPUs).
     model = UniLMForQAGeneration.from_pretrained(path, dtype=torch.float32)
     return model.to(device).eval(), tokenizer
+
+
+def export_model(
+    checkpoint: str | os.PathLike,
+    output: str | os.PathLike,
+    generation_config=None,
+    task: str | None = None,
+) -> str:
+    """Write a trained checkpoint as a compact qgen model directory (how the shipped model is
+    made): fp16 safetensors in one file whose config says float32 (so it loads as float32),
+    the tokenizer, and the decoding settings.
+
+    Args:
+        checkpoint: a training output or checkpoint directory (model + tokenizer).
+        output: the directory to write.
+        generation_config: a `QAGenerationConfig` to save beside it (default: the checkpoint's,
+            else the defaults).
+        task: the task it was trained for (default: the checkpoint's ``qgen_task``).
+
+    Returns:
+        The output directory.
+    """
+    import torch
+    from transformers import AutoTokenizer
+
+    from .generation_config import QAGenerationConfig
+    from .modeling import UniLMForQAGeneration
+
+    model = UniLMForQAGeneration.from_pretrained(checkpoint, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    if task is not None:
+        model.config.qgen_task = task
+    if generation_config is None:
+        generation_config = QAGenerationConfig.from_pretrained(checkpoint)
+    os.makedirs(output, exist_ok=True)
+    model.half().save_pretrained(output, max_shard_size="2GB")
+    config_path = Path(output) / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["dtype"] = "float32"  # compute dtype; the tensors on disk are fp16
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tokenizer.save_pretrained(output)
+    generation_config.save_pretrained(output)
+    check_model_dir(output)
+    return str(output)

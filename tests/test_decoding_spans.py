@@ -135,6 +135,18 @@ def test_a_window_cut_inside_a_word_does_not_end_a_span_there():
     assert word_boundaries(text, tail)[0][:3] == [False, False, False]
 
 
+def test_separators_neither_start_nor_end_a_span():
+    tok = tiny_wordpiece_tokenizer()
+    text = "in paris, france; a city: the capital"
+    _, offsets, starts, ends = _words(tok, text)
+    for (s, e), st, en in zip(offsets, starts, ends):
+        if text[s:e] in (",", ";", ":"):
+            assert not st and not en
+    zh = tiny_chinese_tokenizer()
+    _, offsets, starts, ends = _words(zh, "乔戈里峰，位于中国")
+    assert starts[4] is False and ends[4] is False and all(starts[:4] + starts[5:])
+
+
 def test_chinese_any_character_boundary():
     _, offsets, starts, ends = _words(tiny_chinese_tokenizer(), "世界第二高山峰是乔戈里峰")
     assert len(offsets) == 12 and all(starts) and all(ends)

@@ -148,3 +148,29 @@ def test_missing_shipped_model_says_what_to_do(tmp_path, monkeypatch, model_dir)
 def test_decoding_config_fields_are_all_saved():
     saved = QAGenerationConfig().to_dict()["answer"]
     assert set(saved) == {f for f in DecodingConfig.__dataclass_fields__} - {"generator", "seed"}
+
+
+def test_export_model_writes_compact_fp16_that_loads_as_float32(model_dir, tmp_path):
+    import sys
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import export_model
+
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"num_pairs": 2}))
+    out = export_model.main(
+        ["--checkpoint", str(model_dir), "--output", str(tmp_path / "exported"), "--task", "qag",
+         "--generation_config", str(settings)]
+    )  # fmt: skip
+    with safe_open(f"{out}/model.safetensors", "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    model, _ = load_model(out, "cpu")
+    assert model.dtype == torch.float32 and model.config.qgen_task == "qag"
+    gen = QAGenerator.from_pretrained(out, device="cpu")
+    assert gen.num_pairs == 2 and gen.task == "qag"
+    original, _ = load_model(model_dir, "cpu")
+    for (name, a), b in zip(original.state_dict().items(), model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-2, rtol=1e-3), name
