@@ -1,7 +1,7 @@
 """The trained English model that ships inside the package, and checked loading of any qgen model
 directory.
 
-``qgen/pretrained/en-qag-minilm-l6/`` holds all-MiniLM-L6-v2 fine-tuned as an answer-then-question
+``qgen/models/en-qag-minilm-l6/`` holds all-MiniLM-L6-v2 fine-tuned as an answer-then-question
 generator on SQuAD (the Du et al. 2017 train split): fp16 safetensors, the tokenizer, its decoding
 settings (``qa_generation_config.json``) and a model card (``README.md``). `QAGenerator.from_pretrained()`,
 ``qgen generate`` / ``qgen evaluate`` without ``--model`` and ``transformers.pipeline("qa-generation")``
@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 DEFAULT_MODEL = "en-qag-minilm-l6"
-PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+MODELS_DIR = Path(__file__).resolve().parent / "models"
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 _TOKENIZER = ("tokenizer.json", "vocab.txt", "sentencepiece.bpe.model", "spiece.model")
 
@@ -105,7 +105,7 @@ def default_model_path() -> str:
     Raises:
         QGenModelError: the checkpoint is missing or damaged (e.g. a checkout without it).
     """
-    path = PRETRAINED_DIR / DEFAULT_MODEL
+    path = MODELS_DIR / DEFAULT_MODEL
     check_model_dir(
         path,
         hint="The shipped model is missing or damaged: reinstall qgen-toolkit (pip install "

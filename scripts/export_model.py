@@ -1,7 +1,7 @@
 """Write a trained checkpoint as a compact qgen model directory (fp16 weights, tokenizer,
 decoding settings), as the shipped model was made:
 
-    python scripts/export_model.py --checkpoint runs/en-qag-default --output qgen/pretrained/en-qag-minilm-l6 \
+    python scripts/export_model.py --checkpoint runs/en-qag-default --output qgen/models/en-qag-minilm-l6 \
         --task qag [--generation_config settings.json]
 """
 

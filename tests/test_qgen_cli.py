@@ -318,9 +318,9 @@ def test_default_model_is_the_shipped_one(model_dir, tmp_path, capsys, monkeypat
 
     import qgen.pretrained
 
-    shipped = tmp_path / "pretrained"
+    shipped = tmp_path / "models"
     shutil.copytree(model_dir, shipped / qgen.pretrained.DEFAULT_MODEL)
-    monkeypatch.setattr(qgen.pretrained, "PRETRAINED_DIR", shipped)
+    monkeypatch.setattr(qgen.pretrained, "MODELS_DIR", shipped)
     inp = tmp_path / "p.txt"
     inp.write_text(PASSAGES[0] + "\n")
     code, stdout, err = _run(capsys, "generate", "--input", inp)

@@ -74,9 +74,9 @@ def test_pipeline_without_a_model_uses_the_shipped_one(model_dir, tmp_path, monk
 
     import qgen.pretrained
 
-    shipped = tmp_path / "pretrained"
+    shipped = tmp_path / "models"
     shutil.copytree(model_dir, shipped / qgen.pretrained.DEFAULT_MODEL)
-    monkeypatch.setattr(qgen.pretrained, "PRETRAINED_DIR", shipped)
+    monkeypatch.setattr(qgen.pretrained, "MODELS_DIR", shipped)
     qa = transformers.pipeline("qa-generation", seed=0)
     assert qa.model.name_or_path == str(shipped / qgen.pretrained.DEFAULT_MODEL)
     _check(qa(PASSAGES[0]), PASSAGES[0])

@@ -136,12 +136,12 @@ def test_damaged_checkpoints_get_clear_errors(model_dir, kind, message):
 
 
 def test_missing_shipped_model_says_what_to_do(tmp_path, monkeypatch, model_dir):
-    monkeypatch.setattr(qgen.pretrained, "PRETRAINED_DIR", tmp_path / "pretrained")
+    monkeypatch.setattr(qgen.pretrained, "MODELS_DIR", tmp_path / "models")
     with pytest.raises(QGenModelError, match="no such model directory.*reinstall"):
         default_model_path()
     with pytest.raises(QGenModelError, match="reinstall"):
         QAGenerator.from_pretrained()
-    shutil.copytree(model_dir, tmp_path / "pretrained" / qgen.pretrained.DEFAULT_MODEL)
+    shutil.copytree(model_dir, tmp_path / "models" / qgen.pretrained.DEFAULT_MODEL)
     assert QAGenerator.from_pretrained(device="cpu").generate(["the cat sat."])
 
 
