@@ -362,7 +362,7 @@ def evaluate_model(
     net, tok = load_model(model)
     rows = load_squad(input_path)
     if task == "qg":  # the answer goes into the source; answers over 64 tokens are not scored
-        from qgen.training import drop_long_answers
+        from qgen.squad import drop_long_answers
 
         rows = drop_long_answers(rows, tok, 64)
     if sample_seed is not None:  # a random subset of sources instead of the first N (one topic)

@@ -8,6 +8,7 @@ recomputed; bad input raises `QGenDataError` naming the file, line (or JSON path
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,9 +16,10 @@ from typing import Any
 
 import datasets
 
-__all__ = ["COLUMNS", "QGenDataError", "load_squad"]
+__all__ = ["COLUMNS", "QGenDataError", "drop_long_answers", "load_squad"]
 
 COLUMNS = ("id", "title", "context", "question", "answers")
+logger = logging.getLogger(__name__)
 
 
 class QGenDataError(ValueError):
@@ -197,3 +199,20 @@ def load_squad(source: str | Path | datasets.Dataset) -> datasets.Dataset:
         }
     )
     return datasets.Dataset.from_list(records, features=features)
+
+
+def drop_long_answers(ds, tokenizer, max_answer_tokens: int):
+    """Rows whose first answer has at most ``max_answer_tokens`` tokens (None passes through)."""
+    if ds is None:
+        return None
+
+    def short(row) -> bool:
+        text = row["answers"]["text"][0] if row["answers"]["text"] else ""
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"]) <= max_answer_tokens
+
+    kept = ds.filter(short, desc="drop long answers")
+    if len(kept) < len(ds):
+        logger.warning(
+            "dropped %d rows whose answer is over %d tokens", len(ds) - len(kept), max_answer_tokens
+        )
+    return kept

@@ -20,6 +20,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from qgen.data import TASKS, UniLMCollator, build_features, load_squad
 from qgen.modeling import UniLMForQAGeneration
+from qgen.squad import drop_long_answers
 
 # issue 5: the QG script takes the regularizer options (--fgm_epsilon, --clip_mode, ...)
 from regularizers import RegularizedTrainer as _Trainer
@@ -32,7 +33,6 @@ __all__ = [
     "TimeBudgetCallback",
     "load_training_data",
     "split_by_context",
-    "drop_long_answers",
     "cpu_has_native_bf16",
     "train",
 ]
@@ -226,23 +226,6 @@ def split_by_context(
     train_idx = [i for i, h in enumerate(is_held) if not h]
     held_idx = [i for i, h in enumerate(is_held) if h]
     return ds.select(train_idx), ds.select(held_idx)
-
-
-def drop_long_answers(ds, tokenizer, max_answer_tokens: int):
-    """Rows whose first answer has at most ``max_answer_tokens`` tokens (None passes through)."""
-    if ds is None:
-        return None
-
-    def short(row) -> bool:
-        text = row["answers"]["text"][0] if row["answers"]["text"] else ""
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"]) <= max_answer_tokens
-
-    kept = ds.filter(short, desc="drop long answers")
-    if len(kept) < len(ds):
-        logger.warning(
-            "dropped %d rows whose answer is over %d tokens", len(ds) - len(kept), max_answer_tokens
-        )
-    return kept
 
 
 def _features(ds, tokenizer, data_args: DataArguments, training_args) -> datasets.Dataset:

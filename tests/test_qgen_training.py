@@ -122,7 +122,7 @@ def test_split_by_context_keeps_passages_apart():
 def test_drop_long_answers():
     import datasets
 
-    from qgen.training import drop_long_answers
+    from qgen.squad import drop_long_answers
 
     ds = datasets.Dataset.from_list(
         [
