@@ -16,7 +16,7 @@ import torch
 from transformers import DynamicCache, EncoderDecoderCache, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput
 
-from .protocol import StepModel
+from .protocol import StepModel, select_rows
 
 __all__ = [
     "CausalLMState",
@@ -25,10 +25,6 @@ __all__ = [
     "HFEncoderDecoderAdapter",
     "as_step_model",
 ]
-
-
-def _select(x: torch.Tensor | None, index: torch.Tensor) -> torch.Tensor | None:
-    return None if x is None else x.index_select(0, index.to(x.device))
 
 
 @dataclass
@@ -139,9 +135,9 @@ class HFCausalLMAdapter:
         """Select rows (expand the batch or follow beams); the KV cache is reordered in place."""
         if state.cache is not None:
             state.cache.reorder_cache(index)
-        state.attention_mask = _select(state.attention_mask, index)
-        state.next_position = _select(state.next_position, index)
-        state.logits = _select(state.logits, index)
+        state.attention_mask = select_rows(state.attention_mask, index)
+        state.next_position = select_rows(state.next_position, index)
+        state.logits = select_rows(state.logits, index)
         return state
 
 
@@ -217,8 +213,8 @@ class HFEncoderDecoderAdapter:
         """Select rows of the encoder output, its mask and the cache (in place)."""
         if state.cache is not None:
             state.cache.reorder_cache(index)
-        state.encoder_hidden_states = _select(state.encoder_hidden_states, index)
-        state.encoder_attention_mask = _select(state.encoder_attention_mask, index)
+        state.encoder_hidden_states = select_rows(state.encoder_hidden_states, index)
+        state.encoder_attention_mask = select_rows(state.encoder_attention_mask, index)
         return state
 
 

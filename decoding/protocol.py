@@ -19,7 +19,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-__all__ = ["StepModel"]
+__all__ = ["StepModel", "select_rows"]
+
+
+def select_rows(x: torch.Tensor | None, index: torch.Tensor) -> torch.Tensor | None:
+    """Rows ``index`` of a state tensor (dim 0), or None for an absent one: the building block
+    of ``reorder`` (expansion repeats rows, beam search follows the surviving beams)."""
+    return None if x is None else x.index_select(0, index.to(x.device))
 
 
 @runtime_checkable

@@ -189,11 +189,11 @@ def generate_command(args: argparse.Namespace) -> dict:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise CLIError(f"--{name} must be >= 1, got {value}")
-    from .generation import saved_settings
+    from .generation_config import generator_kwargs
     from .presets import configs_from_arguments
 
     try:
-        settings = saved_settings(model_dir)
+        settings = generator_kwargs(model_dir)
         base = (settings["answer_config"], settings["question_config"])
         settings.update(configs_from_arguments(args, base))
     except ValueError as err:

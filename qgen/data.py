@@ -36,6 +36,7 @@ __all__ = [
     "build_features",
     "pack_features",
     "encode_source",
+    "passage_windows",
     "split_passage",
     "split_sentences",
     "answer_sentence_span",
@@ -91,11 +92,15 @@ def special_token_ids(tokenizer) -> tuple[int, int]:
     return cls_id, sep_id
 
 
-def _tokenize(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+def _require_fast(tokenizer) -> None:
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError(
             f"a fast tokenizer (with offsets) is required, got {type(tokenizer).__name__}"
         )
+
+
+def _tokenize(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    _require_fast(tokenizer)
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     return enc["input_ids"], [tuple(o) for o in enc["offset_mapping"]]
 
@@ -113,20 +118,21 @@ def _window(n: int, size: int, lo: int, hi: int) -> tuple[int, int]:
     return start, start + size
 
 
-def split_passage(
+def passage_windows(
     text: str, tokenizer, max_tokens: int, stride: int | None = None
-) -> list[tuple[int, int]]:
-    """Cut a passage into overlapping windows of at most ``max_tokens`` tokens.
+) -> list[tuple[list[int], list[tuple[int, int]]]]:
+    """Cut a passage into overlapping windows of at most ``max_tokens`` tokens, in one tokenizer
+    call (``return_overflowing_tokens`` with ``stride``).
 
     Args:
         text: the passage.
         tokenizer: a fast tokenizer.
         max_tokens: tokens per window (special tokens not counted).
-        stride: tokens shared by consecutive windows (``< max_tokens``).
+        stride: tokens shared by consecutive windows (``< max_tokens``; default a quarter).
 
     Returns:
-        Character spans ``(start, end)``; ``text[start:end]`` is a window. One span covering the
-        whole text when it fits.
+        Per window, its token ids and their ``(start, end)`` character offsets in ``text``.
+        One window when the passage fits.
     """
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be >= 1, got max_tokens={max_tokens}")
@@ -134,16 +140,31 @@ def split_passage(
         stride = max_tokens // 4
     if not 0 <= stride < max_tokens:
         raise ValueError(f"stride must be in [0, max_tokens={max_tokens}), got stride={stride}")
-    ids, offsets = _tokenize(tokenizer, text)
-    if len(ids) <= max_tokens:
+    _require_fast(tokenizer)
+    enc = tokenizer(
+        text,
+        add_special_tokens=False,
+        truncation=True,
+        max_length=max_tokens,
+        stride=stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+    )
+    return [
+        (list(ids), [tuple(o) for o in offsets])
+        for ids, offsets in zip(enc["input_ids"], enc["offset_mapping"])
+    ]
+
+
+def split_passage(
+    text: str, tokenizer, max_tokens: int, stride: int | None = None
+) -> list[tuple[int, int]]:
+    """The character spans ``(start, end)`` of `passage_windows`: ``text[start:end]`` is a
+    window. One span covering the whole text when it fits."""
+    windows = passage_windows(text, tokenizer, max_tokens, stride)
+    if len(windows) == 1:
         return [(0, len(text))]
-    spans, step = [], max_tokens - stride
-    for start in range(0, len(ids), step):
-        end = min(start + max_tokens, len(ids))
-        spans.append((offsets[start][0], offsets[end - 1][1]))
-        if end == len(ids):
-            break
-    return spans
+    return [(offsets[0][0], offsets[-1][1]) for _, offsets in windows]
 
 
 def encode_source(

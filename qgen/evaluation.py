@@ -322,7 +322,7 @@ def evaluate_model(
     meteor: bool = True,
     output: str | None = None,
     sample_seed: int | None = None,
-    **generator_kwargs: Any,
+    **settings: Any,
 ) -> dict[str, float]:
     """Generate with a trained qgen model for a SQuAD-format file and score the output.
 
@@ -344,7 +344,8 @@ def evaluate_model(
             sources (SQuAD files are sorted by article).
         output: optional JSON-lines file with one line per source: the source, the
             prediction(s) and the references.
-        **generator_kwargs: passed to :class:`qgen.generation.QAGenerator`.
+        **settings: :class:`qgen.generation.QAGenerator` arguments; each replaces the model's
+            saved setting.
 
     Returns:
         The metrics, plus ``num_sources`` and ``seconds``.
@@ -352,7 +353,8 @@ def evaluate_model(
     import time
 
     from qgen.data import TASKS, load_squad
-    from qgen.generation import QAGenerator, saved_settings
+    from qgen.generation import QAGenerator
+    from qgen.generation_config import generator_kwargs
     from qgen.pretrained import load_model
 
     if task not in TASKS:
@@ -375,10 +377,7 @@ def evaluate_model(
         cjk = len(re.findall(rf"[{_CJK}]", text))
         tokenize = "char" if cjk > 0.3 * max(len(text), 1) else "word"
 
-    settings = saved_settings(net.name_or_path)
-    if generator_kwargs.get("preset") is not None:
-        settings.pop("answer_config"), settings.pop("question_config")
-    generator = QAGenerator(net, tok, **{**settings, **generator_kwargs})
+    generator = QAGenerator(net, tok, **generator_kwargs(net.name_or_path, **settings))
     passages = [s["context"] for s in sources]
     t0 = time.perf_counter()
     if task == "qag":
@@ -455,7 +454,7 @@ def cli_main(args: argparse.Namespace) -> dict[str, float]:
     from transformers import set_seed
 
     from qgen.cli import CLIError, resolve_model_dir
-    from qgen.generation import saved_settings
+    from qgen.generation_config import generator_kwargs
     from qgen.presets import configs_from_arguments
 
     set_seed(args.seed)
@@ -465,7 +464,7 @@ def cli_main(args: argparse.Namespace) -> dict[str, float]:
         if value is not None and value < 1:
             raise CLIError(f"--{name} must be >= 1, got {value}")
     try:
-        settings = saved_settings(model_dir)
+        settings = generator_kwargs(model_dir)
         kwargs = configs_from_arguments(
             args, (settings["answer_config"], settings["question_config"])
         )

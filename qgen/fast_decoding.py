@@ -17,17 +17,16 @@ ids come from the attention mask, so every real token gets the position it had i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from decoding.protocol import select_rows
+
 from .modeling import UniLMForQAGeneration, unilm_attention_mask
 
-__all__ = ["KVCache", "UniLMState", "UniLMStepModel"]
-
-
-def _select(x: torch.Tensor | None, index: torch.Tensor) -> torch.Tensor | None:
-    return None if x is None else x.index_select(0, index.to(x.device))
+__all__ = ["PrefilledStepModel", "KVCache", "UniLMState", "UniLMStepModel"]
 
 
 class KVCache:
@@ -307,8 +306,26 @@ class UniLMStepModel:
         """Select rows (expand for beams/samples, or follow beams); the cache in place."""
         if state.cache is not None:
             state.cache = state.cache.reorder(index)
-        state.attention_mask = _select(state.attention_mask, index)
-        state.token_type_ids = _select(state.token_type_ids, index)
-        state.next_position = _select(state.next_position, index)
-        state.logits = _select(state.logits, index)
+        state.attention_mask = select_rows(state.attention_mask, index)
+        state.token_type_ids = select_rows(state.token_type_ids, index)
+        state.next_position = select_rows(state.next_position, index)
+        state.logits = select_rows(state.logits, index)
         return state
+
+
+class PrefilledStepModel:
+    """A step model whose ``start`` hands `decoding.decode` a state that was read already: the
+    sources encoded once, then shared by several decoding calls (answers appended with
+    `UniLMStepModel.extend`), instead of re-encoding the prompt for each."""
+
+    def __init__(self, step_model: UniLMStepModel, state: UniLMState):
+        self.step_model, self.state = step_model, state
+
+    def start(self, input_ids: torch.Tensor, **_: Any) -> UniLMState:
+        return self.state
+
+    def step(self, input_ids: torch.Tensor, state: UniLMState):
+        return self.step_model.step(input_ids, state)
+
+    def reorder(self, state: UniLMState, index: torch.Tensor) -> UniLMState:
+        return self.step_model.reorder(state, index)

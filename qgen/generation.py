@@ -18,6 +18,7 @@ default is top-p 0.95 (consistent) + beam 5.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -32,10 +33,9 @@ from .answer_location import (
     locate_answer,
     merge_pairs,
 )
-from .batching import _Answer, _Batch, _in_eval_mode, _Prefilled, _Window
-from .data import _tokenize, encode_source, special_token_ids, split_passage
-from .fast_decoding import UniLMStepModel
-from .generation_config import QAGenerationConfig
+from .data import encode_source, passage_windows, special_token_ids
+from .fast_decoding import PrefilledStepModel, UniLMState, UniLMStepModel
+from .generation_config import QAGenerationConfig, generator_kwargs
 from .presets import (
     MAX_TARGET_TOKENS,  # noqa: F401  (re-exported)
     PRESETS,
@@ -47,7 +47,6 @@ from .pretrained import load_model
 __all__ = [
     "PRESETS",
     "QAGenerator",
-    "saved_settings",
     "default_answer_config",
     "default_question_config",
     "join_cjk",
@@ -56,20 +55,71 @@ __all__ = [
 ]
 
 
-def saved_settings(directory: str | os.PathLike) -> dict[str, Any]:
-    """`QAGenerator` arguments from ``directory/qa_generation_config.json`` (the defaults when
-    the directory has none)."""
-    config = QAGenerationConfig.from_pretrained(directory) if os.path.isdir(directory) else None
-    config = config or QAGenerationConfig()
-    return {
-        "answer_config": config.answer,
-        "question_config": config.question,
-        "constrain_answers": config.constrain_answers,
-        "answer_candidates": config.answer_candidates,
-        "num_pairs": config.num_pairs,
-        "max_source_length": config.max_source_length,
-        "window_stride": config.window_stride,
-    }
+# ----------------------------------------------------------------- decoding plumbing
+
+
+@dataclasses.dataclass
+class _Window:
+    """One source row: a window of passage ``passage`` with its ids and char offsets."""
+
+    passage: int
+    span: tuple[int, int]
+    source: list[int]  # [CLS] window [SEP] (+ answer [SEP] for qg)
+    window_ids: list[int] = dataclasses.field(default_factory=list)
+    offsets: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class _Answer:
+    """A stage-1 answer of window ``window`` (an index into the decoded chunk)."""
+
+    window: int
+    ids: list[int]
+    text: str  # decoded (lower-cased by uncased tokenizers)
+    span: tuple[int, int] | None  # character span in the passage; None: not a span
+    score: float  # summed log-probability, [SEP] included
+    length: int  # generated tokens, [SEP] included
+
+    def pair(self, question: str, score: float, passage: str) -> dict[str, Any]:
+        """The output pair: the answer as written in the passage, and its offset (-1: none)."""
+        if self.span is None:
+            return {"question": question, "answer": self.text, "answer_start": -1, "score": score}
+        start, end = self.span
+        return {
+            "question": question,
+            "answer": passage[start:end],
+            "answer_start": start,
+            "score": score,
+        }
+
+
+@dataclasses.dataclass
+class _Batch:
+    """Padded sources and, with the cache, their encoded state."""
+
+    step_model: UniLMStepModel
+    ids: torch.Tensor
+    mask: torch.Tensor
+    tt: torch.Tensor
+    state: UniLMState | None
+
+
+def _in_eval_mode(method):
+    """Run a generation method without dropout; a model that was training is put back."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.model.train(was_training)
+
+    return wrapper
+
+
+# ----------------------------------------------------------------- the generator
 
 
 class QAGenerator:
@@ -186,10 +236,7 @@ class QAGenerator:
                 model.
         """
         model, tokenizer = load_model(path, device)
-        settings = saved_settings(model.name_or_path)
-        if kwargs.get("preset") is not None:
-            settings.pop("answer_config"), settings.pop("question_config")
-        return cls(model, tokenizer, **{**settings, **kwargs})
+        return cls(model, tokenizer, **generator_kwargs(model.name_or_path, **kwargs))
 
     @property
     def generation_config(self) -> QAGenerationConfig:
@@ -283,7 +330,7 @@ class QAGenerator:
                     state = batch.step_model.extend(state, pre_ids, pre_mask, pre_tt)
         if generator is not None:
             config = dataclasses.replace(config, generator=generator)
-        model = batch.step_model if state is None else _Prefilled(batch.step_model, state)
+        model = batch.step_model if state is None else PrefilledStepModel(batch.step_model, state)
         with torch.no_grad():
             out = decode(
                 model,
@@ -308,15 +355,20 @@ class QAGenerator:
         return results
 
     def _windows(self, passage: str, index: int) -> list[_Window]:
+        """The passage's source windows, from one tokenizer call (windows without a token,
+        e.g. of characters the tokenizer drops, are skipped)."""
         budget = self.max_source_length - 2
-        windows = []
-        for start, end in split_passage(passage, self.tokenizer, budget, stride=self.window_stride):
-            ids, offsets = _tokenize(self.tokenizer, passage[start:end])
-            ids, offsets = ids[:budget], [(s + start, e + start) for s, e in offsets[:budget]]
-            windows.append(
-                _Window(index, (start, end), [self.cls_id, *ids, self.sep_id], ids, offsets)
+        return [
+            _Window(
+                index,
+                (offsets[0][0], offsets[-1][1]),
+                [self.cls_id, *ids, self.sep_id],
+                ids,
+                offsets,
             )
-        return windows
+            for ids, offsets in passage_windows(passage, self.tokenizer, budget, self.window_stride)
+            if ids
+        ]
 
     def _decode_text(self, ids: list[int]) -> str:
         text = self.tokenizer.decode(

@@ -22,7 +22,7 @@ from decoding import DecodingConfig
 
 from .presets import default_answer_config, default_question_config
 
-__all__ = ["CONFIG_NAME", "QAGenerationConfig"]
+__all__ = ["CONFIG_NAME", "QAGenerationConfig", "generator_kwargs"]
 
 CONFIG_NAME = "qa_generation_config.json"
 # Runtime-only fields of DecodingConfig that do not belong in a saved file.
@@ -120,3 +120,26 @@ class QAGenerationConfig:
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}: line {err.lineno}: malformed JSON ({err.msg})") from None
         return cls.from_dict(raw, where=path)
+
+
+def generator_kwargs(directory: str | os.PathLike | None, **overrides: Any) -> dict[str, Any]:
+    """`QAGenerator` keyword arguments: the settings saved in ``directory`` (the defaults when
+    it has none), each override not None replacing one (a ``preset`` replaces both stage
+    configs). The one place where saved settings and arguments meet, for the API, the pipeline
+    and the CLI."""
+    config = QAGenerationConfig()
+    if directory is not None and os.path.isdir(directory):
+        config = QAGenerationConfig.from_pretrained(directory)
+    settings = {
+        "answer_config": config.answer,
+        "question_config": config.question,
+        "constrain_answers": config.constrain_answers,
+        "answer_candidates": config.answer_candidates,
+        "num_pairs": config.num_pairs,
+        "max_source_length": config.max_source_length,
+        "window_stride": config.window_stride,
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if "preset" in overrides:
+        settings.pop("answer_config"), settings.pop("question_config")
+    return {**settings, **overrides}

@@ -20,7 +20,8 @@ from typing import Any
 
 from transformers import Pipeline
 
-from .generation import QAGenerator, saved_settings
+from .generation import QAGenerator
+from .generation_config import generator_kwargs
 from .modeling import UniLMForQAGeneration
 from .pretrained import default_model_path
 
@@ -94,10 +95,8 @@ class QAGenerationPipeline(Pipeline):
     def _generate(
         self, passages: list[str], batch_size: int, params: dict[str, Any]
     ) -> list[list[dict]]:
-        settings = saved_settings(self.model.name_or_path)
-        if params.get("preset") is not None:
-            settings.pop("answer_config"), settings.pop("question_config")
-        settings.update({k: params[k] for k in _GENERATOR_ARGS if k in params})
+        overrides = {k: params[k] for k in _GENERATOR_ARGS if k in params}
+        settings = generator_kwargs(self.model.name_or_path, **overrides)
         generator = QAGenerator(self.model, self.tokenizer, **settings)
         call = {k: params[k] for k in _CALL_ARGS if k in params}
         return generator.generate(passages, batch_size=batch_size, **call)
