@@ -31,9 +31,20 @@ __all__ = [
     "SelfTerminatingStepModel",
     "self_terminating_log_probs",
     "greedy_stop_bound",
+    "context_mask_for",
 ]
 
 _MIN_PROB = 1e-10
+
+
+def context_mask_for(
+    length: int, context_length: int, batch: int, device: torch.device, start: int = 0
+) -> torch.Tensor:
+    """``(batch, length)`` bool ``context_mask`` for `self_terminating_log_probs`: True at
+    absolute positions ``start + i < context_length`` (steps whose prediction is still a
+    context token, so ST forces ``beta = 1`` there)."""
+    pos = torch.arange(start, start + length, device=device)
+    return (pos < context_length).unsqueeze(0).expand(batch, length)
 
 
 def greedy_stop_bound(epsilon: float) -> int:
@@ -93,8 +104,9 @@ class SelfTerminatingHead(nn.Module):
     """Wrap an LM head (``hidden -> V logits``) so that its output is self-terminating.
 
     Train with ``nn.NLLLoss`` on the returned log-probabilities (not cross-entropy on logits).
-    For incremental decoding pass the returned ``log_beta_sum`` back as ``past_log_beta``;
-    `decoding.lm` has step models that carry it in their state for `decoding.decode`.
+    For incremental decoding pass the returned ``log_beta_sum`` back as ``past_log_beta`` (a
+    step model for `decoding.decode` carries it in its state, as `SelfTerminatingStepModel`
+    does); `context_mask_for` builds the ``context_mask``.
 
     Args:
         lm_head: module mapping ``(..., H)`` hidden states to ``(..., V)`` logits.

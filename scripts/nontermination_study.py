@@ -1,19 +1,26 @@
 """The non-termination study (issue 4): train LSTM / GPT-2 LMs, vanilla and self-terminating,
 on SQuAD Wikipedia sentences and measure r_L, length, repetition and diversity per decoder.
 
-    python scripts/nontermination_study.py            # full run (~20 min, one thread)
-    python scripts/nontermination_study.py --quick    # tiny models, ~1 min, checks invariants
+    python scripts/nontermination_study.py --data_path PATH/squad/du_train.json          # full run
+    python scripts/nontermination_study.py --data_path PATH/squad/du_train.json --quick  # ~1 min
+
+The study's code is in `studies/nontermination` (not installed with the package): this script
+puts the repository root on ``sys.path``.
 """
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 import torch
 from transformers import HfArgumentParser, set_seed
 
-from decoding.study import StudyConfig, run_study
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # studies/ is not installed
+
+from studies.nontermination.config import StudyConfig  # noqa: E402
+from studies.nontermination.study import run_study  # noqa: E402
 
 
 @dataclass
@@ -42,4 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except FileNotFoundError as err:  # a missing data file: the message names --data_path
+        sys.exit(f"nontermination_study: error: {err}")

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from decoding.study import DECODERS, StudyConfig, check_invariants, split_sentences, tokenize
+from studies.nontermination.config import DECODERS, StudyConfig
+from studies.nontermination.corpus import load_corpus, split_sentences, tokenize
+from studies.nontermination.study import check_invariants, run_study
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
@@ -43,6 +45,33 @@ def test_check_invariants_flags_only_guaranteed_cases():
     ]
     assert len(check_invariants(rows, cfg)) == 2
     assert set(DECODERS) >= set(cfg.decoders)
+
+
+def test_missing_data_path_names_the_path_and_the_argument(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--data_path"):
+        load_corpus(StudyConfig.quick())  # no data path given
+    missing = tmp_path / "nowhere" / "du_train.json"
+    cfg = StudyConfig.quick(data_path=str(missing), output_dir=str(tmp_path / "out"))
+    with pytest.raises(FileNotFoundError, match="--data_path") as err:
+        run_study(cfg)
+    assert str(missing) in str(err.value)
+    assert not (tmp_path / "out").exists()  # checked before any output is written
+
+
+def test_script_exits_with_the_message_when_data_is_missing(tmp_path):
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "nontermination_study.py"
+    missing = tmp_path / "du_train.json"
+    run = subprocess.run(
+        [sys.executable, str(script), "--quick", "--data_path", str(missing)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,  # the script finds studies/ from its own location, not the cwd
+    )
+    assert run.returncode == 1
+    assert "--data_path" in run.stderr and str(missing) in run.stderr
+    assert "Traceback" not in run.stderr
 
 
 @pytest.mark.slow

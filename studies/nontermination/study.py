@@ -11,9 +11,9 @@ paragraph feeds both. Words outside the ``vocab_size - 4`` most frequent trainin
 ``context_length`` words are always a context and the end token never falls inside it.
 ``<eos>`` sits at index 3 (not the last index) on purpose: the ST layer must not assume it.
 
-The settings are in `decoding.study_config`, the corpus in `decoding.study_corpus`, the models
-and their training in `decoding.study_training`, the tables and plot in `decoding.study_report`;
-this module decodes, checks the invariants and runs the study, and re-exports those names.
+The settings are in `studies.nontermination.config`, the corpus in `.corpus`, the language models
+in `.lm`, their training in `.training`, the tables and plot in `.report`; this module decodes,
+checks the invariants and runs the study. Run it with ``scripts/nontermination_study.py``.
 """
 
 from __future__ import annotations
@@ -25,44 +25,23 @@ from pathlib import Path
 
 import torch
 
-from . import metrics
-from .config import DecodingConfig
+from decoding import metrics
+from decoding.config import DecodingConfig
+from decoding.decode import decode
+from decoding.self_terminating import greedy_stop_bound
+
+from .config import BOS, DECODERS, EOS, PAD, SPECIALS, StudyConfig
+from .corpus import check_data_path, load_corpus
 from .lm import LMStepModel
-from .self_terminating import greedy_stop_bound
-from .study_config import (
-    BOS,
-    DECODERS,
-    EOS,
-    PAD,
-    SPECIALS,
-    UNK,  # noqa: F401  (re-exported: importable from here before the split)
-    StudyConfig,
-)
-from .study_corpus import (  # re-exported: importable from here before the split
-    Vocab,
-    load_corpus,
-    pad_batch,  # noqa: F401
-    split_sentences,
-    tokenize,
-)
-from .study_report import format_tables, plot_rl
-from .study_training import (  # re-exported: importable from here before the split
-    build_model,
-    model_name,
-    perplexity,
-    train_gpt2,
-    train_lstm,
-)
+from .report import format_tables, plot_rl
+from .training import build_model, model_name, perplexity, train_gpt2, train_lstm
 
 __all__ = [
-    "StudyConfig",
-    "DECODERS",
-    "tokenize",
-    "split_sentences",
-    "Vocab",
-    "load_corpus",
-    "run_study",
     "check_invariants",
+    "continuation_stats",
+    "decode_continuations",
+    "make_prefixes",
+    "run_study",
 ]
 
 
@@ -84,8 +63,6 @@ def decode_continuations(
     model: torch.nn.Module, prefixes: torch.Tensor, decoder: str, cfg: StudyConfig
 ):
     """Continuations (prompt removed) of one decoder through `decoding.decode`."""
-    from .decode import decode
-
     dcfg = DecodingConfig(
         **DECODERS[decoder],
         max_new_tokens=cfg.max_new_tokens,
@@ -113,6 +90,7 @@ def continuation_stats(cont: torch.Tensor, cap: int) -> dict[str, float]:
 def run_study(cfg: StudyConfig, log=print) -> dict:
     """Train every (architecture, epsilon) model, decode, and write ``results.jsonl``,
     ``summary.json``, ``tables.md`` and ``nontermination.png`` under ``cfg.output_dir``."""
+    check_data_path(cfg.data_path)  # before any output: a missing file names --data_path
     t0, cpu0 = time.time(), time.process_time()
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""Small language models for the non-termination study, vanilla or self-terminating (ST).
+"""Small language models for the non-termination study, vanilla or self-terminating (ST),
+built on the library's ST layer (`decoding.self_terminating`).
 
 * `LSTMLanguageModel`: embedding -> multi-layer LSTM -> tied output layer (the reference
   ``RNNLanguageModel`` of ``uralik/consistency-lm``), plain ``nn.Module``.
@@ -22,7 +23,7 @@ from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.utils import ModelOutput
 
-from .self_terminating import self_terminating_log_probs
+from decoding.self_terminating import context_mask_for, self_terminating_log_probs
 
 __all__ = [
     "LSTMLMConfig",
@@ -31,17 +32,7 @@ __all__ = [
     "SelfTerminatingLMOutput",
     "LMStepModel",
     "lm_nll",
-    "context_mask_for",
 ]
-
-
-def context_mask_for(
-    length: int, context_length: int, batch: int, device: torch.device, start: int = 0
-):
-    """``(batch, length)`` bool mask, True at absolute positions ``start + i < context_length``
-    (steps whose prediction is still a context token, so ST forces ``beta = 1`` there)."""
-    pos = torch.arange(start, start + length, device=device)
-    return (pos < context_length).unsqueeze(0).expand(batch, length)
 
 
 def _to_log_probs(logits, st_epsilon, eos_token_id, past_log_beta, context_mask):

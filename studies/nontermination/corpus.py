@@ -1,6 +1,8 @@
-"""The corpus of the non-termination study (`decoding.study`): SQuAD contexts split into
-sentences, tokenised into lower-case words and punctuation marks, split by article into train and
-held-out, encoded with a `Vocab` of the most frequent training words, and padded into batches.
+"""The corpus of the non-termination study (`studies.nontermination.study`): SQuAD contexts
+split into sentences, tokenised into lower-case words and punctuation marks, split by article
+into train and held-out, encoded with a `Vocab` of the most frequent training words, and padded
+into batches. The SQuAD json is an argument (``--data_path``); `check_data_path` says what to
+pass when it is missing.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from .study_config import BOS, EOS, PAD, SPECIALS, UNK, StudyConfig
+from .config import BOS, EOS, PAD, SPECIALS, UNK, StudyConfig
 
-__all__ = ["Vocab", "load_corpus", "pad_batch", "split_sentences", "tokenize"]
+__all__ = ["Vocab", "check_data_path", "load_corpus", "pad_batch", "split_sentences", "tokenize"]
 
 _SENT_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
 _TOKEN_RE = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?|[^\sa-z0-9]")
@@ -50,9 +52,26 @@ class Vocab:
         return " ".join(self.itos[i] for i in ids)
 
 
+def check_data_path(data_path: str | None) -> Path:
+    """The SQuAD json of the corpus; a `FileNotFoundError` naming the path and ``--data_path``
+    when it is not given or not a file."""
+    if not data_path:
+        raise FileNotFoundError(
+            "the non-termination study needs a SQuAD json (e.g. squad/du_train.json): "
+            "pass --data_path PATH"
+        )
+    path = Path(data_path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"SQuAD json not found: {str(path)!r}; pass --data_path PATH to an existing file "
+            "(e.g. squad/du_train.json)"
+        )
+    return path
+
+
 def load_corpus(cfg: StudyConfig) -> tuple[Vocab, dict[str, list[list[int]]]]:
     """Read, split (by article), tokenise and encode; returns the vocab and id lists."""
-    articles = json.loads(Path(cfg.data_path).read_text())["data"]
+    articles = json.loads(check_data_path(cfg.data_path).read_text())["data"]
     rng = random.Random(cfg.seed)
     order = list(range(len(articles)))
     rng.shuffle(order)

@@ -1,6 +1,7 @@
-"""Settings of the non-termination study (`decoding.study`): the special token ids of its word
-vocabulary, the registry of decoders it compares (``DECODERS``), and `StudyConfig`, the sizes of
-the data, the models, their training and the decoding (with a ``quick`` variant for CI).
+"""Settings of the non-termination study (`studies.nontermination.study`): the special token ids
+of its word vocabulary, the registry of decoders it compares (``DECODERS``), and `StudyConfig`,
+the data path and the sizes of the data, the models, their training and the decoding (with a
+``quick`` variant for CI).
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ DECODERS: dict[str, dict] = {
 class StudyConfig:
     """Sizes of the study. The defaults are the "full" run (about 20 minutes on one thread)."""
 
-    data_path: str = field(
-        default="../shared/data/squad/du_train.json", metadata={"help": "SQuAD json"}
+    data_path: str | None = field(
+        default=None,
+        metadata={"help": "SQuAD json whose contexts are the corpus (e.g. squad/du_train.json)"},
     )
     output_dir: str = field(default="runs/nontermination", metadata={"help": "results go here"})
     max_train_sentences: int = field(default=3000, metadata={"help": "training sentences"})

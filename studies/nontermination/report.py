@@ -1,12 +1,13 @@
-"""The report of the non-termination study (`decoding.study`): markdown tables (perplexities,
-then one decoder x model matrix per metric) and the bar plot of the non-termination ratio r_L.
+"""The report of the non-termination study (`studies.nontermination.study`): markdown tables
+(perplexities, then one decoder x model matrix per metric) and the bar plot of the
+non-termination ratio r_L.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .study_config import StudyConfig
+from .config import StudyConfig
 
 __all__ = ["format_tables", "plot_rl"]
 

@@ -1,6 +1,7 @@
-"""The models of the non-termination study (`decoding.study`): build a seeded LSTM or GPT-2
-language model (vanilla, or self-terminating with ``epsilon``), train it (a plain loop for the
-LSTM, the HF ``Trainer`` for GPT-2), and measure its perplexity on the continuation tokens.
+"""Training in the non-termination study (`studies.nontermination.study`): build a seeded LSTM
+or GPT-2 language model of `.lm` (vanilla, or self-terminating with ``epsilon``), train it (a
+plain loop for the LSTM, the HF ``Trainer`` for GPT-2), and measure its perplexity on the
+continuation tokens.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ import random
 
 import torch
 
+from .config import EOS, PAD, StudyConfig
+from .corpus import _length_batches, pad_batch
 from .lm import GPT2LanguageModel, LSTMLanguageModel, LSTMLMConfig, lm_nll
-from .study_config import EOS, PAD, StudyConfig
-from .study_corpus import _length_batches, pad_batch
 
 __all__ = ["build_model", "model_name", "perplexity", "train_gpt2", "train_lstm"]
 
