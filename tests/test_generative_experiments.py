@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from generative.experiments import ExperimentConfig
+from studies.generative.experiments import ExperimentConfig
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "generative_experiments.py"
 

@@ -1,4 +1,5 @@
-"""The generative experiments behind docs/generative.md (run via scripts/generative_experiments.py).
+"""The generative experiments behind docs/generative.md (run via scripts/generative_experiments.py),
+on the models and trainers of the `generative` package.
 
 Parts: ``vae`` (VAE on digits: curves, samples, interpolation, 2-D latent ellipses),
 ``wgan_toy`` and ``wgan_digits`` (five critic objectives; critic estimate next to the exact
@@ -17,21 +18,20 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from .data import dataset_array, load_digits_dataset, sample_toy, toy_dataset, toy_spec
+from generative.data import dataset_array, load_digits_dataset, sample_toy, toy_dataset, toy_spec
+from generative.ot import batch_w1
+from generative.vae import VAEConfig, VAEModel, VAETrainer, VAETrainingArguments
+from generative.wgan import WGANConfig, WGANModel
+from generative.wgan_trainer import WGANTrainer, WGANTrainingArguments
+
 from .metrics import DigitClassifier, minibatch_w1_comparison, mode_metrics
-from .ot import batch_w1
-from .plots import OBJECTIVE_ORDER, curve_plot, ellipse_plot, image_grid, plot_toy_samples, pyplot
+from .plots import OBJECTIVE_ORDER, curve_plot, ellipse_plot, image_grid, pyplot
 from .report import results_markdown
-from .vae import VAEConfig, VAEModel, VAETrainer, VAETrainingArguments
-from .wgan import WGANConfig, WGANModel
-from .wgan_trainer import WGANTrainer, WGANTrainingArguments
 
 __all__ = [
     "ExperimentConfig",
     "W1TrackingCallback",
     "run_experiments",
-    "results_markdown",
-    "plot_toy_samples",
     "PARTS",
 ]
 

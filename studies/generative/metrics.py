@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ot import batch_w1
+from generative.ot import batch_w1
 
 __all__ = ["mode_metrics", "DigitClassifier", "minibatch_w1_comparison"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import sample_toy
+from generative.data import sample_toy
 
 __all__ = [
     "pyplot",
