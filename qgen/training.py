@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 
 import datasets
 import torch
-from transformers import AutoTokenizer, TrainerCallback
+from transformers import AutoTokenizer
 from transformers.trainer_utils import get_last_checkpoint
 
 from qgen.data import TASKS, UniLMCollator, build_features, load_squad
@@ -26,11 +25,13 @@ from qgen.squad import drop_long_answers
 from regularizers import RegularizedTrainer as _Trainer
 from regularizers import RegularizedTrainingArguments as _TrainingArguments
 
+# shared with generative.xiangqi (the wall-clock budget of --max_train_minutes)
+from regularizers.callbacks import TimeBudgetCallback, has_accelerator
+
 __all__ = [
     "ModelArguments",
     "DataArguments",
     "QGTrainingArguments",
-    "TimeBudgetCallback",
     "load_training_data",
     "split_by_context",
     "cpu_has_native_bf16",
@@ -128,7 +129,7 @@ class QGTrainingArguments(_TrainingArguments):
     )
 
     def __post_init__(self):
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_accelerator():
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not has_accelerator():
             # `torchrun --nproc_per_node N` on a machine without GPUs: the Trainer runs
             # distributed (gloo) only with use_cpu; otherwise each process would train alone
             # and all of them would write the same output directory.
@@ -140,7 +141,7 @@ class QGTrainingArguments(_TrainingArguments):
                 f"mixed_precision={self.mixed_precision!r} is not one of {MIXED_PRECISION}"
             )
         if not (self.bf16 or self.fp16):
-            on_cpu = getattr(self, "use_cpu", False) or not _has_accelerator()
+            on_cpu = getattr(self, "use_cpu", False) or not has_accelerator()
             mode = self.mixed_precision
             if mode == "auto":
                 if on_cpu:
@@ -162,44 +163,6 @@ def cpu_has_native_bf16() -> bool:
     cpu = torch.cpu
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(cpu, name, lambda: False)() for name in checks)
-
-
-def _has_accelerator() -> bool:
-    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6
-    if accelerator is not None:
-        return accelerator.is_available()
-    return torch.cuda.is_available()
-
-
-class TimeBudgetCallback(TrainerCallback):
-    """Stop training once ``minutes`` of wall time have passed since training began.
-
-    In a multi-process run the processes must stop at the same step (otherwise the ones still
-    training wait forever for the others' gradients), so they agree: each step, every process
-    contributes its own "budget spent" flag and all stop when any of them has spent it.
-    """
-
-    def __init__(self, minutes: float):
-        self.seconds = 60.0 * minutes
-        self.start = None
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.start = time.monotonic()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.start is None:
-            return control
-        spent = time.monotonic() - self.start > self.seconds
-        if args.world_size > 1 and torch.distributed.is_initialized():
-            flag = torch.tensor([float(spent)], device=args.device)
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-            spent = bool(flag.item())
-        if spent:
-            logger.warning(
-                "time budget of %.1f min reached at step %d", self.seconds / 60, state.global_step
-            )
-            control.should_training_stop = True
-        return control
 
 
 def load_training_data(paths: str, max_samples: int | None = None) -> datasets.Dataset:

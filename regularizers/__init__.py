@@ -3,6 +3,10 @@
 Each regularizer is a small object with one interface (``base.Regularizer``) registered by name;
 ``RegularizedTrainer`` runs a list of them inside ``transformers.Trainer``, and
 ``RegularizedTrainingArguments`` exposes them on the command line. Read methods.md sections 2, 3, 6.
+
+``callbacks`` holds the training utilities that the packages which train models (`qgen`,
+`generative`) share: ``TimeBudgetCallback`` (a wall-clock budget) and ``has_accelerator``.
+This package imports none of `qgen`, `decoding` and `generative`.
 """
 
 from .adversarial import FGM, PGD, fgm_perturbation, project_l2_ball
@@ -15,6 +19,7 @@ from .base import (
     get_regularizer_class,
     register,
 )
+from .callbacks import TimeBudgetCallback, has_accelerator
 from .clipping import GradientClipping, clip_coefficient, clip_hard_, clip_soft_, global_grad_norm
 from .embedding import EmbeddingTap, l2_normalize
 from .gradient_penalty import (
@@ -63,4 +68,6 @@ __all__ = [
     "RegularizedTrainingArguments",
     "RegularizedTrainer",
     "from_training_args",
+    "TimeBudgetCallback",
+    "has_accelerator",
 ]

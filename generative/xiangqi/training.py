@@ -18,7 +18,7 @@ import torch
 from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from qgen.training import TimeBudgetCallback
+from regularizers.callbacks import TimeBudgetCallback
 
 from .model import XiangqiModelArguments, build_model
 from .tokenizer import TOKENIZERS, XiangqiTokenizerBase
