@@ -1,10 +1,12 @@
 """Train the Chinese-chess GPT on game records (methods.md section 7).
 
-    python scripts/train_xiangqi.py --output_dir runs/xiangqi --max_steps 2000 \
-        --curriculum_steps 600,1200,1800 --per_device_train_batch_size 32
+    python scripts/train_xiangqi.py --games_path PATH/xiangqi/games.jsonl --output_dir runs/xiangqi \
+        --max_steps 2000 --curriculum_steps 600,1200,1800 --per_device_train_batch_size 32
 
 Runs under ``accelerate launch`` too. Smoke run: ``--max_games 40 --val_games 8 --max_steps 2``.
 """
+
+import sys
 
 from transformers import HfArgumentParser, set_seed
 
@@ -26,4 +28,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except FileNotFoundError as err:  # no games file: the message names --games_path
+        sys.exit(f"train_xiangqi: error: {err}")

@@ -31,6 +31,7 @@ from generative.xiangqi.training import (
     CurriculumCollator,
     XiangqiTrainingArguments,
     curriculum_length,
+    load_games,
     split_games,
 )
 
@@ -157,6 +158,17 @@ def test_split_is_seeded_and_disjoint():
     a, b = split_games(100, 10, seed=3)
     assert len(b) == 10 and not set(a) & set(b) and sorted(a + b) == list(range(100))
     assert split_games(100, 10, seed=3) == (a, b)
+
+
+def test_missing_games_file_names_the_path_and_the_argument(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--games_path"):
+        load_games(None)
+    missing = tmp_path / "games.jsonl"
+    with pytest.raises(FileNotFoundError, match="--games_path") as err:
+        load_games(str(missing))
+    assert str(missing) in str(err.value)
+    missing.write_text(json.dumps({"iccs": "h2e2h9g7"}) + "\n")
+    assert load_games(str(missing)) == ["h2e2h9g7"]
 
 
 # -- scoring ------------------------------------------------------------------------------

@@ -33,13 +33,9 @@ __all__ = [
     "split_games",
     "games_to_dataset",
     "train_xiangqi",
-    "DEFAULT_GAMES_PATH",
     "TRAINING_INFO",
 ]
 
-DEFAULT_GAMES_PATH = os.path.join(
-    os.path.dirname(__file__), "..", "..", "..", "shared", "data", "xiangqi", "games.jsonl"
-)
 TRAINING_INFO = "xiangqi_training.json"
 
 
@@ -47,8 +43,9 @@ TRAINING_INFO = "xiangqi_training.json"
 class XiangqiDataArguments:
     """Where the games are and how they are split."""
 
-    games_path: str = field(
-        default=DEFAULT_GAMES_PATH, metadata={"help": "JSON lines with an 'iccs' field"}
+    games_path: str | None = field(
+        default=None,
+        metadata={"help": "games file, JSON lines with an 'iccs' field (required for training)"},
     )
     val_games: int = field(default=500, metadata={"help": "games held out for validation"})
     split_seed: int = field(
@@ -149,8 +146,21 @@ class CurriculumCallback(TrainerCallback):
         self._update(state)
 
 
-def load_games(path: str, max_games: int | None = None) -> list[str]:
-    """The ICCS strings of a games file (JSON lines with an ``iccs`` field)."""
+def load_games(path: str | None, max_games: int | None = None) -> list[str]:
+    """The ICCS strings of a games file (JSON lines with an ``iccs`` field).
+
+    A missing ``path`` (None, or no such file) raises `FileNotFoundError` naming the path and
+    ``--games_path``, the flag of the training and evaluation scripts that sets it.
+    """
+    if not path:
+        raise FileNotFoundError(
+            "no games file given: pass --games_path PATH (JSON lines with an 'iccs' field)"
+        )
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"games file not found: {path!r}; pass --games_path PATH to an existing file "
+            "(JSON lines with an 'iccs' field)"
+        )
     games = []
     with open(path) as f:
         for line in f:
