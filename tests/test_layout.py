@@ -1,0 +1,357 @@
+"""The layout: dependencies between the four installed packages point one way.
+
+Every ``.py`` module of ``qgen``, ``decoding``, ``regularizers`` and ``generative`` is parsed
+with `ast` (nothing is imported) and its imports are checked against the tables below:
+
+* ``decoding`` and ``regularizers`` import none of the other installed packages;
+* ``generative`` and ``qgen`` may import ``decoding`` and ``regularizers``, not each other;
+* no package imports ``studies`` (research code, not installed);
+* qgen's inference modules import neither ``qgen.training`` nor ``regularizers`` nor the HF
+  ``Trainer``, directly (at module level or inside a function) or through the modules they
+  import (importing ``qgen.x`` runs ``qgen/__init__.py`` too).
+
+An import is a dotted name: ``import a.b`` gives ``a.b``; ``from a import b`` gives ``a`` and
+``a.b``; relative imports are resolved; ``m.attr`` on an imported module ``m`` and
+``importlib.import_module("a.b")`` count too. A forbidden entry ``a.b`` matches ``a.b`` and
+``a.b.*``, not ``a.bc``.
+"""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import functools
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("qgen", "decoding", "regularizers", "generative")
+
+# package -> the packages it must not import (the allowed graph, written as its complement)
+FORBIDDEN_BY_PACKAGE = {
+    "decoding": ("qgen", "regularizers", "generative", "studies"),
+    "regularizers": ("qgen", "decoding", "generative", "studies"),
+    "generative": ("qgen", "studies"),
+    "qgen": ("generative", "studies"),
+}
+
+# qgen's inference side: generating, evaluating, loading and serving models. An entry is a
+# module, or a package and every module in it (qgen.cli may be either).
+QGEN_INFERENCE = (
+    "qgen.generation",
+    "qgen.pipeline",
+    "qgen.evaluation",
+    "qgen.fast_decoding",
+    "qgen.batching",
+    "qgen.answer_location",
+    "qgen.presets",
+    "qgen.generation_config",
+    "qgen.pretrained",
+    "qgen.cli",
+    "qgen.__main__",  # `python -m qgen`: the command line
+    "qgen.data",
+    "qgen.squad",
+    "qgen.modeling",
+)
+# every other qgen module, so that a new module must be put on one side or the other
+QGEN_NOT_INFERENCE = ("qgen.__init__", "qgen.training", "qgen.testing")
+INFERENCE_FORBIDDEN = (
+    "qgen.training",
+    "regularizers",
+    "transformers.Trainer",
+    "transformers.Seq2SeqTrainer",
+    "transformers.trainer",
+    "transformers.trainer_seq2seq",
+)
+
+
+# ----------------------------------------------------------------------------- the checker
+@dataclass(frozen=True)
+class Import:
+    """One imported dotted name, the line it is on and the statement that imports it."""
+
+    name: str
+    line: int
+    statement: str
+
+
+def module_name(path: Path, root: Path = ROOT) -> str:
+    """``qgen/cli.py`` -> ``qgen.cli``; ``qgen/__init__.py`` -> ``qgen``."""
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _resolve(module: str, is_package: bool, level: int, target: str | None) -> str:
+    """The absolute name of ``from <level dots><target> import ...`` in ``module``."""
+    if level == 0:
+        return target or ""
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    base = package[: len(package) - (level - 1)]
+    return ".".join(base + ([target] if target else []))
+
+
+def _dotted(node: ast.expr) -> list[str] | None:
+    """``a.b.c`` -> ``["a", "b", "c"]``; None when the chain does not start at a name."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return [node.id, *reversed(parts)]
+
+
+def find_imports(source: str, module: str, is_package: bool = False) -> list[Import]:
+    """Every import of ``source`` (the code of ``module``), wherever it is in the file."""
+    tree = ast.parse(source)
+    found: dict[tuple[str, int], Import] = {}
+    aliases: dict[str, str] = {}  # local name -> module, from `import a.b as c` / `import a`
+
+    def add(name: str, node: ast.AST) -> None:
+        if name:
+            found.setdefault((name, node.lineno), Import(name, node.lineno, ast.unparse(node)))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                add(alias.name, node)
+                local = alias.asname or alias.name.split(".")[0]
+                aliases[local] = alias.name if alias.asname else local
+        elif isinstance(node, ast.ImportFrom):
+            base = _resolve(module, is_package, node.level, node.module)
+            add(base, node)
+            for alias in node.names:
+                if alias.name != "*":
+                    add(f"{base}.{alias.name}" if base else alias.name, node)
+    for node in ast.walk(tree):  # attributes of imported modules, and import_module("...")
+        if isinstance(node, ast.Attribute):
+            chain = _dotted(node)
+            if chain and chain[0] in aliases:
+                add(".".join([aliases[chain[0]], *chain[1:]]), node)
+        elif isinstance(node, ast.Call) and node.args:
+            func = _dotted(node.func)
+            arg = node.args[0]
+            if (
+                func
+                and func[-1] in ("import_module", "__import__")
+                and isinstance(arg, ast.Constant)
+                and isinstance(arg.value, str)
+            ):
+                add(arg.value, node)
+    return sorted(found.values(), key=lambda i: (i.line, i.name))
+
+
+def matches(name: str, forbidden: str) -> bool:
+    return name == forbidden or name.startswith(forbidden + ".")
+
+
+def forbidden_imports(
+    imports: list[Import], forbidden: tuple[str, ...]
+) -> list[tuple[Import, str]]:
+    """``(import, forbidden entry)`` pairs, one per statement (its shortest forbidden name)."""
+    found: dict[tuple[int, str], tuple[Import, str]] = {}
+    for i in sorted(imports, key=lambda i: (i.line, len(i.name))):
+        for f in forbidden:
+            if matches(i.name, f):
+                found.setdefault((i.line, i.statement), (i, f))
+    return list(found.values())
+
+
+def describe(path: str, violations: list[tuple[Import, str]]) -> str:
+    return "\n".join(
+        f"{path}:{i.line}: `{i.statement}` imports {i.name} (forbidden: {f})" for i, f in violations
+    )
+
+
+def package_modules(root: Path = ROOT, packages: tuple[str, ...] = PACKAGES) -> list[str]:
+    """Paths (relative, posix) of every .py module of ``packages`` under ``root``."""
+    return sorted(
+        p.relative_to(root).as_posix()
+        for package in packages
+        for p in (root / package).rglob("*.py")
+        if "__pycache__" not in p.parts
+    )
+
+
+def module_files(module: str, root: Path = ROOT) -> list[str]:
+    """The file of a module (``a/b.py``, or ``a/__init__.py`` for ``a.__init__``), or every .py
+    file of a package (``a/b/``); empty when neither exists."""
+    base = root.joinpath(*module.split("."))
+    if base.with_suffix(".py").is_file():
+        return [base.with_suffix(".py").relative_to(root).as_posix()]
+    if base.is_dir():
+        return sorted(
+            p.relative_to(root).as_posix()
+            for p in base.rglob("*.py")
+            if "__pycache__" not in p.parts
+        )
+    return []
+
+
+def imports_of_file(path: str, root: Path = ROOT) -> list[Import]:
+    file = root / path
+    return _cached_imports(file.read_text(), module_name(file, root), file.name == "__init__.py")
+
+
+_cached_imports = functools.cache(find_imports)  # keyed by the source: edits are seen
+
+
+def package_violations(path: str, root: Path = ROOT) -> str:
+    """The message of every import of ``path`` that its package's row of the table forbids."""
+    package = path.split("/")[0]
+    return describe(
+        path, forbidden_imports(imports_of_file(path, root), FORBIDDEN_BY_PACKAGE[package])
+    )
+
+
+def reach_violations(path: str, forbidden: tuple[str, ...], root: Path = ROOT) -> str:
+    """Follow the imports of ``path`` through the modules of the four packages (an import of
+    ``a.b.c`` runs ``a`` and ``a.b`` first) and describe each chain that ends at a forbidden
+    import; empty when there is none."""
+    paths = {module_name(root / p, root): p for p in package_modules(root)}
+
+    def modules_run_by(name: str) -> list[str]:
+        parts = name.split(".")
+        return [
+            ".".join(parts[:k]) for k in range(1, len(parts) + 1) if ".".join(parts[:k]) in paths
+        ]
+
+    start = module_name(root / path, root)
+    chains: dict[str, list[str]] = {start: []}
+    queue = deque([start])
+    for name in modules_run_by(start):  # importing the module runs its packages' __init__
+        if name not in chains:
+            chains[name] = [f"{path} is in package {name}"]
+            queue.append(name)
+    problems = []
+    while queue:
+        current = queue.popleft()
+        current_path = paths[current]
+        for imp, bad in forbidden_imports(imports_of_file(current_path, root), forbidden):
+            step = f"{current_path}:{imp.line}: `{imp.statement}` imports {imp.name} (forbidden: {bad})"
+            problems.append(" -> ".join([*chains[current], step]))
+        for imp in imports_of_file(current_path, root):
+            if any(matches(imp.name, f) for f in forbidden):
+                continue  # reported above; what it imports in turn adds nothing
+            for name in modules_run_by(imp.name):
+                if name not in chains:
+                    step = f"{current_path}:{imp.line}: `{imp.statement}` runs {paths[name]}"
+                    chains[name] = [*chains[current], step]
+                    queue.append(name)
+    return "\n".join(dict.fromkeys(problems))
+
+
+# ----------------------------------------------------------------------------- the rules
+@pytest.mark.parametrize("path", package_modules())
+def test_package_imports_follow_the_dependency_graph(path):
+    message = package_violations(path)
+    assert not message, f"forbidden import between packages:\n{message}"
+
+
+def _inference_files(module: str) -> list[str]:
+    files = module_files(module)
+    if not files:
+        pytest.skip(f"{module} no longer exists: drop it from QGEN_INFERENCE")
+    return files
+
+
+@pytest.mark.parametrize("module", QGEN_INFERENCE)
+def test_qgen_inference_module_does_not_import_training(module):
+    message = "\n".join(
+        describe(path, forbidden_imports(imports_of_file(path), INFERENCE_FORBIDDEN))
+        for path in _inference_files(module)
+    ).strip()
+    assert not message, f"qgen inference module imports training code:\n{message}"
+
+
+@pytest.mark.parametrize("module", QGEN_INFERENCE)
+def test_qgen_inference_module_does_not_reach_training(module):
+    message = "\n".join(
+        reach_violations(path, INFERENCE_FORBIDDEN) for path in _inference_files(module)
+    ).strip()
+    assert not message, f"qgen inference module reaches training code:\n{message}"
+
+
+def test_every_qgen_module_is_on_one_side():
+    classified = {f for m in QGEN_INFERENCE + QGEN_NOT_INFERENCE for f in module_files(m)}
+    unclassified = set(package_modules(packages=("qgen",))) - classified
+    assert not unclassified, (
+        f"qgen modules in neither QGEN_INFERENCE nor QGEN_NOT_INFERENCE: {sorted(unclassified)}"
+    )
+
+
+def test_pip_installs_the_four_packages_and_not_the_studies():
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    include = cfg["options.packages.find"]["include"].split()
+    assert {entry.rstrip("*") for entry in include} == set(PACKAGES)
+    assert (ROOT / "studies" / "__init__.py").is_file()
+
+
+# ----------------------------------------------------------------------------- self-tests
+def test_checker_finds_every_form_of_import():
+    source = """
+import os
+import qgen.training
+import transformers as tf
+from qgen import training
+from . import pipeline
+from ..regularizers import trainer
+
+def lazy():
+    from transformers import Trainer
+    import importlib
+    importlib.import_module("regularizers.callbacks")
+    return tf.Seq2SeqTrainer
+"""
+    names = {(i.name, i.line) for i in find_imports(source, "qgen.sub.mod")}
+    assert {
+        ("os", 2),
+        ("qgen.training", 3),
+        ("transformers", 4),
+        ("qgen.training", 5),
+        ("qgen.sub.pipeline", 6),
+        ("qgen.regularizers.trainer", 7),
+        ("transformers.Trainer", 10),
+        ("regularizers.callbacks", 12),
+        ("transformers.Seq2SeqTrainer", 13),
+    } <= names
+    package = {i.name for i in find_imports("from .data import x", "qgen", is_package=True)}
+    assert package == {"qgen.data", "qgen.data.x"}
+
+
+def test_checker_matches_whole_names_only():
+    imports = find_imports(
+        "import qgenerator\nfrom transformers.trainer_utils import x\nimport regularizers_x",
+        "decoding.m",
+    )
+    assert forbidden_imports(imports, ("qgen",) + INFERENCE_FORBIDDEN) == []
+
+
+def test_checker_reports_module_line_and_import_on_a_scratch_tree(tmp_path):
+    for package in PACKAGES:
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / "decoding" / "bad.py").write_text(
+        "import torch\n\n\ndef f():\n    import qgen.cli\n"
+    )
+    (tmp_path / "qgen" / "squad.py").write_text("from qgen.helper import x\n")
+    (tmp_path / "qgen" / "helper.py").write_text("x = 1\nfrom transformers import Trainer\n")
+    (tmp_path / "qgen" / "pipeline.py").write_text("from .squad import load\n")
+
+    message = package_violations("decoding/bad.py", tmp_path)
+    assert "decoding/bad.py:5" in message and "qgen.cli" in message and "forbidden: qgen" in message
+    assert package_violations("qgen/squad.py", tmp_path) == ""
+
+    chain = reach_violations("qgen/pipeline.py", INFERENCE_FORBIDDEN, tmp_path)
+    assert "qgen/pipeline.py:1: `from .squad import load` runs qgen/squad.py" in chain
+    assert "qgen/helper.py:2: `from transformers import Trainer`" in chain
+    assert "forbidden: transformers.Trainer" in chain
+
+    (tmp_path / "qgen" / "__init__.py").write_text("from . import training\n")
+    (tmp_path / "qgen" / "training.py").write_text("")
+    chain = reach_violations("qgen/helper.py", ("qgen.training",), tmp_path)
+    assert "qgen/__init__.py:1: `from . import training`" in chain
