@@ -45,7 +45,6 @@ QGEN_INFERENCE = (
     "qgen.pipeline",
     "qgen.evaluation",
     "qgen.fast_decoding",
-    "qgen.batching",
     "qgen.answer_location",
     "qgen.presets",
     "qgen.generation_config",
