@@ -41,6 +41,8 @@ __all__ = [
     "split_sentences",
     "answer_sentence_span",
     "special_token_ids",
+    "check_passage",
+    "check_passages",
     "UniLMCollator",
 ]
 
@@ -74,6 +76,24 @@ def answer_sentence_span(context: str, answer_start: int, answer_end: int) -> tu
     while end > start and context[end - 1].isspace():
         end -= 1
     return start, end
+
+
+def check_passage(text, where: str) -> str:
+    """The one check of a passage given to qgen (by the CLI, the pipeline, `QAGenerator`): a
+    non-empty string. Raises `QGenDataError` (a ValueError) naming ``where`` (``passages[3]``,
+    ``p.jsonl: line 7: field 'context'``)."""
+    if not isinstance(text, str):
+        raise QGenDataError(f"{where} must be a string, got {type(text).__name__}")
+    if not text.strip():
+        raise QGenDataError(f"{where} is an empty passage")
+    return text
+
+
+def check_passages(passages) -> list[str]:
+    """`check_passage` on each item of a sequence (``passages[i]``); returns them as a list."""
+    if isinstance(passages, str):
+        raise QGenDataError("passages must be a list of strings, got one string")
+    return [check_passage(p, f"passages[{i}]") for i, p in enumerate(passages)]
 
 
 def special_token_ids(tokenizer) -> tuple[int, int]:

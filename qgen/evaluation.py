@@ -11,12 +11,11 @@
   generated answer is a gold answer of its paragraph (SQuAD's answer normalisation, exact match
   and token F1), and how many distinct pairs and n-grams the generator produces per passage.
 * :func:`evaluate_model` -- generate for a SQuAD-format file with a trained model and score it;
-  the ``qgen evaluate`` command (:func:`add_cli_arguments`, :func:`cli_main`).
+  the ``qgen evaluate`` command (`qgen.cli.evaluate`) runs it.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import shutil
@@ -37,8 +36,6 @@ __all__ = [
     "diversity",
     "distinct_n",
     "evaluate_model",
-    "add_cli_arguments",
-    "cli_main",
 ]
 
 TOKENIZE_MODES = ("word", "char")
@@ -413,80 +410,4 @@ def evaluate_model(
             for source, pred in zip(sources, predictions):
                 key = "pairs" if task == "qag" else "prediction"
                 f.write(json.dumps({**source, key: pred}, ensure_ascii=False) + "\n")
-    return results
-
-
-def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``qgen evaluate``."""
-    parser.add_argument(
-        "--model", default=None, help="qgen model directory (default: the shipped English model)"
-    )
-    parser.add_argument(
-        "--input", required=True, help="SQuAD-format JSON/JSONL with gold questions"
-    )
-    parser.add_argument("--task", default="qg", choices=("qg", "sentence-qg", "qag"))
-    parser.add_argument("--max_samples", type=int, default=None, help="score the first N sources")
-    parser.add_argument("--output", default=None, help="write predictions as JSON lines")
-    parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument(
-        "--num_pairs", type=int, default=None, help="qag: pairs per passage (default: saved, 3)"
-    )
-    parser.add_argument("--tokenize", default="auto", choices=("auto", *TOKENIZE_MODES))
-    parser.add_argument("--no_meteor", action="store_true", help="skip METEOR (needs Java)")
-    parser.add_argument(
-        "--sample_seed", type=int, default=None, help="score a random subset (seeded) of sources"
-    )
-    parser.add_argument(
-        "--max_source_length", type=int, default=None,
-        help="source tokens per window (default: saved, 320)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--free_answers", action="store_true", help="qag: answers without the span constraint"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of answer sampling (qag)")
-    from qgen.presets import add_decoding_arguments
-
-    add_decoding_arguments(parser)
-
-
-def cli_main(args: argparse.Namespace) -> dict[str, float]:
-    """Run ``qgen evaluate`` and print the metrics as one JSON object."""
-    from transformers import set_seed
-
-    from qgen.cli import CLIError, resolve_model_dir
-    from qgen.generation_config import generator_kwargs
-    from qgen.presets import configs_from_arguments
-
-    set_seed(args.seed)
-    model_dir = resolve_model_dir(args.model)
-    for name in ("num_pairs", "max_samples", "batch_size", "max_source_length"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise CLIError(f"--{name} must be >= 1, got {value}")
-    try:
-        settings = generator_kwargs(model_dir)
-        kwargs = configs_from_arguments(
-            args, (settings["answer_config"], settings["question_config"])
-        )
-    except ValueError as err:
-        raise CLIError(f"bad decoding option: {err}") from None
-    if args.max_source_length is not None:
-        kwargs["max_source_length"] = args.max_source_length
-    if args.free_answers:
-        kwargs["constrain_answers"] = False
-    results = evaluate_model(
-        model_dir,
-        args.input,
-        task=args.task,
-        max_samples=args.max_samples,
-        batch_size=args.batch_size,
-        num_pairs=args.num_pairs,
-        tokenize=args.tokenize,
-        meteor=not args.no_meteor,
-        output=args.output,
-        sample_seed=args.sample_seed,
-        seed=args.seed,
-        **kwargs,
-    )
-    print(json.dumps(results, indent=1))
     return results

@@ -33,7 +33,7 @@ from .answer_location import (
     locate_answer,
     merge_pairs,
 )
-from .data import encode_source, passage_windows, special_token_ids
+from .data import check_passages, encode_source, passage_windows, special_token_ids
 from .fast_decoding import PrefilledStepModel, UniLMState, UniLMStepModel
 from .generation_config import QAGenerationConfig, generator_kwargs
 from .presets import (
@@ -417,10 +417,7 @@ class QAGenerator:
             raise ValueError(f"num_pairs must be >= 1, got num_pairs={num_pairs}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got batch_size={batch_size}")
-        passages = list(passages)
-        for i, p in enumerate(passages):
-            if not isinstance(p, str) or not p.strip():
-                raise ValueError(f"passages[{i}] is empty or not a string: {p!r}")
+        passages = check_passages(passages)
         windows = [w for i, p in enumerate(passages) for w in self._windows(p, i)]
         generator = self._generator()
         pairs: list[list[dict[str, Any]]] = [[] for _ in passages]
@@ -525,14 +522,12 @@ class QAGenerator:
             Per source ``{"question", "score"}`` (``score``: mean log-probability per token),
             plus ``"answer"`` and ``"answer_start"`` (-1 when not found) when answers are given.
         """
-        passages = list(passages)
+        passages = check_passages(passages)
         if answers is not None and len(answers) != len(passages):
             raise ValueError(f"got {len(passages)} passages but {len(answers)} answers")
         in_target = answers is not None and self.task == "qag"
         sources, prefixes, metas = [], [], []
         for i, passage in enumerate(passages):
-            if not isinstance(passage, str) or not passage.strip():
-                raise ValueError(f"passages[{i}] is empty or not a string: {passage!r}")
             answer = None if answers is None else answers[i]
             if answer is None:
                 if in_target:

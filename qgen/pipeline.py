@@ -20,6 +20,7 @@ from typing import Any
 
 from transformers import Pipeline
 
+from .data import check_passages
 from .generation import QAGenerator
 from .generation_config import generator_kwargs
 from .modeling import UniLMForQAGeneration
@@ -104,10 +105,7 @@ class QAGenerationPipeline(Pipeline):
     def __call__(self, inputs: str | list[str], batch_size: int | None = None, **kwargs):
         """Generate pairs for one passage (str) or a list of passages."""
         single = isinstance(inputs, str)
-        passages = [inputs] if single else list(inputs)
-        for i, p in enumerate(passages):
-            if not isinstance(p, str) or not p.strip():
-                raise ValueError(f"passage {i} is empty or not a string: {p!r}")
+        passages = check_passages([inputs] if single else list(inputs))
         _, forward, _ = self._sanitize_parameters(**kwargs)
         params = {**self._forward_params, **forward}
         batch_size = batch_size or self._batch_size or 8

@@ -8,8 +8,6 @@ Su's two published settings: ``"su-2020-07"`` (the post's examples: top-k 5 samp
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 from typing import Any
 
 from decoding import DecodingConfig
@@ -17,8 +15,6 @@ from decoding import DecodingConfig
 __all__ = [
     "MAX_TARGET_TOKENS",
     "PRESETS",
-    "add_decoding_arguments",
-    "configs_from_arguments",
     "default_answer_config",
     "default_question_config",
 ]
@@ -63,73 +59,3 @@ PRESETS: dict[str, tuple[DecodingConfig, DecodingConfig]] = {
         default_question_config(strategy="greedy", num_beams=1),
     ),
 }
-
-
-def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
-    """The decoding options shared by ``qgen generate`` and ``qgen evaluate``: a preset, and
-    overrides of its answer (stage 1) and question (stage 2) settings."""
-    group = parser.add_argument_group("decoding (stage 1 samples the answer, stage 2 the question)")
-    group.add_argument(
-        "--preset", default=None, choices=sorted(PRESETS),
-        help="both stages' settings (default: the model's saved qa_generation_config.json, "
-        "else 'default')",
-    )  # fmt: skip
-    group.add_argument("--answer_top_p", type=float, default=None, help="answer: nucleus mass")
-    group.add_argument("--answer_top_k", type=int, default=None, help="answer: top-k (0: off)")
-    group.add_argument(
-        "--max_answer_tokens", type=int, default=None,
-        help=f"cap on answer tokens (default {MAX_TARGET_TOKENS})",
-    )  # fmt: skip
-    group.add_argument(
-        "--num_beams", type=int, default=None, help="question: beams, 1 = greedy (preset: 5)"
-    )
-    group.add_argument(
-        "--no_repeat_ngram_size", type=int, default=None, help="question: ban repeated n-grams"
-    )
-    group.add_argument(
-        "--repetition_penalty", type=float, default=None, help="question: CTRL penalty (1: off)"
-    )
-    group.add_argument(
-        "--length_penalty", type=float, default=None,
-        help="question: beam score / length**penalty (preset: 0, no normalisation)",
-    )  # fmt: skip
-    group.add_argument(
-        "--max_question_tokens", type=int, default=None,
-        help=f"cap on question tokens (default {MAX_TARGET_TOKENS})",
-    )  # fmt: skip
-
-
-def configs_from_arguments(
-    args: argparse.Namespace, base: tuple[DecodingConfig, DecodingConfig] | None = None
-) -> dict[str, DecodingConfig]:
-    """``answer_config`` and ``question_config`` for `QAGenerator` from the options of
-    `add_decoding_arguments`: the preset's (without ``--preset``: ``base``, the model's saved
-    settings, else the default preset), with every option given replacing its field.
-
-    Raises:
-        ValueError: an option value the decoder rejects (naming the option's field).
-    """
-    if args.preset is not None:
-        answer, question = PRESETS[args.preset]
-    else:
-        answer, question = base or PRESETS["default"]
-    answer_fields = {
-        "top_p": args.answer_top_p,
-        "top_k": args.answer_top_k,
-        "max_new_tokens": args.max_answer_tokens,
-    }
-    question_fields = {
-        "no_repeat_ngram_size": args.no_repeat_ngram_size,
-        "repetition_penalty": args.repetition_penalty,
-        "length_penalty": args.length_penalty,
-        "max_new_tokens": args.max_question_tokens,
-    }
-    if args.num_beams is not None:
-        question_fields["num_beams"] = args.num_beams
-        question_fields["strategy"] = "beam" if args.num_beams > 1 else "greedy"
-    answer_fields = {k: v for k, v in answer_fields.items() if v is not None}
-    question_fields = {k: v for k, v in question_fields.items() if v is not None}
-    return {
-        "answer_config": dataclasses.replace(answer, **answer_fields),
-        "question_config": dataclasses.replace(question, **question_fields),
-    }

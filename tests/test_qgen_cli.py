@@ -7,7 +7,8 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from qgen.cli import build_parser, main, read_passages
+from qgen.cli import build_parser, main
+from qgen.cli.inputs import read_passages
 from qgen.generation import QAGenerator
 from qgen.testing import tiny_unilm_model, tiny_wordpiece_tokenizer
 
@@ -204,16 +205,17 @@ def test_batches_already_written_survive_a_crash(model_dir, tmp_path, monkeypatc
 
 
 def test_evaluate_subcommand_is_delegated(monkeypatch, capsys):
-    from qgen import evaluation
+    from qgen.cli import evaluate
 
     seen = {}
-    monkeypatch.setattr(evaluation, "cli_main", lambda args: seen.update(vars(args)))
+    monkeypatch.setattr(evaluate, "run", lambda args: seen.update(vars(args)))
     assert main(["evaluate", "--model", "m", "--input", "i.json", "--task", "qg"]) == 0
     assert seen["model"] == "m" and seen["task"] == "qg"
 
 
 def test_decoding_options_override_the_preset():
-    from qgen.presets import PRESETS, configs_from_arguments
+    from qgen.cli.options import configs_from_arguments
+    from qgen.presets import PRESETS
 
     def configs(*extra):
         args = build_parser().parse_args(

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from qgen.evaluation import add_cli_arguments, cli_main, evaluate_model
+from qgen.cli import evaluate as evaluate_command
+from qgen.evaluation import evaluate_model
 from qgen.generation import QAGenerator
 from qgen.modeling import UniLMForQAGeneration
 from qgen.testing import tiny_unilm_model, tiny_wordpiece_tokenizer
@@ -83,13 +84,13 @@ def test_qgen_evaluate_errors_exit_2(trained_qag, capsys):
 @pytest.mark.slow
 def test_cli_entry_sentence_qg(trained_qag, capsys):
     parser = argparse.ArgumentParser()
-    add_cli_arguments(parser)
+    evaluate_command.add_arguments(parser)
     args = parser.parse_args(
         ["--model", str(trained_qag), "--input", str(SAMPLE), "--task", "sentence-qg",
          "--max_samples", "2", "--no_meteor", "--max_source_length", "128",
          "--max_question_tokens", "8", "--max_answer_tokens", "8", "--sample_seed", "0"]
     )  # fmt: skip
-    scores = cli_main(args)
+    scores = evaluate_command.run(args)
     assert scores["num_sources"] == 2 and scores["tokenize"] == "word"
     assert json.loads(capsys.readouterr().out)["num_sources"] == 2
 

@@ -234,7 +234,7 @@ def test_generate_questions_with_and_without_answers():
 def test_argument_errors():
     tok = tiny_wordpiece_tokenizer()
     gen = _generator(tok)
-    with pytest.raises(ValueError, match=r"passages\[1\] is empty"):
+    with pytest.raises(ValueError, match=r"passages\[1\] is an empty passage"):
         gen.generate([PASSAGE, "  "])
     with pytest.raises(ValueError, match="num_pairs"):
         gen.generate([PASSAGE], num_pairs=0)

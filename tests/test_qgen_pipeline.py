@@ -62,8 +62,10 @@ def test_batched_equals_generator(model_dir):
 
 def test_bad_arguments(model_dir):
     qa = transformers.pipeline("qa-generation", model=model_dir)
-    with pytest.raises(ValueError, match="passage 1 is empty"):
+    with pytest.raises(ValueError, match=r"passages\[1\] is an empty passage"):
         qa(["ok passage.", " "])
+    with pytest.raises(ValueError, match=r"passages\[0\] must be a string, got int"):
+        qa([3])
     with pytest.raises(TypeError, match="unknown qa-generation argument"):
         qa("ok passage.", top_p=0.5)
     assert qa([]) == []

@@ -1,0 +1,88 @@
+"""``qgen evaluate``: score a qgen model on SQuAD-format data (`qgen.evaluation.evaluate_model`);
+the shipped model and its saved settings by default."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..evaluation import TOKENIZE_MODES
+from ..generation_config import generator_kwargs
+from .options import (
+    CLIError,
+    add_decoding_arguments,
+    check_positive,
+    configs_from_arguments,
+    resolve_model_dir,
+)
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``qgen evaluate``."""
+    parser.add_argument(
+        "--model", default=None, help="qgen model directory (default: the shipped English model)"
+    )
+    parser.add_argument(
+        "--input", required=True, help="SQuAD-format JSON/JSONL with gold questions"
+    )
+    parser.add_argument("--task", default="qg", choices=("qg", "sentence-qg", "qag"))
+    parser.add_argument("--max_samples", type=int, default=None, help="score the first N sources")
+    parser.add_argument("--output", default=None, help="write predictions as JSON lines")
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument(
+        "--num_pairs", type=int, default=None, help="qag: pairs per passage (default: saved, 3)"
+    )
+    parser.add_argument("--tokenize", default="auto", choices=("auto", *TOKENIZE_MODES))
+    parser.add_argument("--no_meteor", action="store_true", help="skip METEOR (needs Java)")
+    parser.add_argument(
+        "--sample_seed", type=int, default=None, help="score a random subset (seeded) of sources"
+    )
+    parser.add_argument(
+        "--max_source_length", type=int, default=None,
+        help="source tokens per window (default: saved, 320)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--free_answers", action="store_true", help="qag: answers without the span constraint"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of answer sampling (qag)")
+    add_decoding_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> dict[str, float]:
+    """Run ``qgen evaluate`` and print the metrics as one JSON object."""
+    from transformers import set_seed
+
+    from ..evaluation import evaluate_model
+
+    set_seed(args.seed)
+    model_dir = resolve_model_dir(args.model)
+    check_positive(args, "num_pairs", "max_samples", "batch_size", "max_source_length")
+    try:
+        settings = generator_kwargs(model_dir)
+        kwargs = configs_from_arguments(
+            args, (settings["answer_config"], settings["question_config"])
+        )
+    except ValueError as err:
+        raise CLIError(f"bad decoding option: {err}") from None
+    if args.max_source_length is not None:
+        kwargs["max_source_length"] = args.max_source_length
+    if args.free_answers:
+        kwargs["constrain_answers"] = False
+    results = evaluate_model(
+        model_dir,
+        args.input,
+        task=args.task,
+        max_samples=args.max_samples,
+        batch_size=args.batch_size,
+        num_pairs=args.num_pairs,
+        tokenize=args.tokenize,
+        meteor=not args.no_meteor,
+        output=args.output,
+        sample_seed=args.sample_seed,
+        seed=args.seed,
+        **kwargs,
+    )
+    print(json.dumps(results, indent=1))
+    return results

@@ -1,0 +1,118 @@
+"""What the ``qgen`` subcommands share: the user-error type, the model directory check, number
+checks, and the decoding options (a preset, and overrides of its answer and question settings)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from decoding import DecodingConfig
+
+from ..presets import MAX_TARGET_TOKENS, PRESETS
+
+__all__ = [
+    "CLIError",
+    "add_decoding_arguments",
+    "check_positive",
+    "configs_from_arguments",
+    "resolve_model_dir",
+]
+
+
+class CLIError(Exception):
+    """A user error: printed as ``qgen: error: <message>`` with exit status 2."""
+
+
+def check_positive(args: argparse.Namespace, *names: str) -> None:
+    """Each option given among ``names`` must be >= 1."""
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise CLIError(f"--{name} must be >= 1, got {value}")
+
+
+def resolve_model_dir(path: str | None) -> str:
+    """The model directory to load (the shipped model when ``path`` is None), checked.
+
+    Raises:
+        CLIError: a missing, damaged or non-qgen model directory, naming the file.
+    """
+    from ..pretrained import QGenModelError, check_model_dir, default_model_path
+
+    try:
+        if path is None:
+            return default_model_path()
+        check_model_dir(path)
+    except QGenModelError as err:
+        raise CLIError(str(err)) from None
+    return path
+
+
+def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+    """The decoding options shared by ``qgen generate`` and ``qgen evaluate``: a preset, and
+    overrides of its answer (stage 1) and question (stage 2) settings."""
+    group = parser.add_argument_group("decoding (stage 1 samples the answer, stage 2 the question)")
+    group.add_argument(
+        "--preset", default=None, choices=sorted(PRESETS),
+        help="both stages' settings (default: the model's saved qa_generation_config.json, "
+        "else 'default')",
+    )  # fmt: skip
+    group.add_argument("--answer_top_p", type=float, default=None, help="answer: nucleus mass")
+    group.add_argument("--answer_top_k", type=int, default=None, help="answer: top-k (0: off)")
+    group.add_argument(
+        "--max_answer_tokens", type=int, default=None,
+        help=f"cap on answer tokens (default {MAX_TARGET_TOKENS})",
+    )  # fmt: skip
+    group.add_argument(
+        "--num_beams", type=int, default=None, help="question: beams, 1 = greedy (preset: 5)"
+    )
+    group.add_argument(
+        "--no_repeat_ngram_size", type=int, default=None, help="question: ban repeated n-grams"
+    )
+    group.add_argument(
+        "--repetition_penalty", type=float, default=None, help="question: CTRL penalty (1: off)"
+    )
+    group.add_argument(
+        "--length_penalty", type=float, default=None,
+        help="question: beam score / length**penalty (preset: 0, no normalisation)",
+    )  # fmt: skip
+    group.add_argument(
+        "--max_question_tokens", type=int, default=None,
+        help=f"cap on question tokens (default {MAX_TARGET_TOKENS})",
+    )  # fmt: skip
+
+
+def configs_from_arguments(
+    args: argparse.Namespace, base: tuple[DecodingConfig, DecodingConfig] | None = None
+) -> dict[str, DecodingConfig]:
+    """``answer_config`` and ``question_config`` for `QAGenerator` from the options of
+    `add_decoding_arguments`: the preset's (without ``--preset``: ``base``, the model's saved
+    settings, else the default preset), with every option given replacing its field.
+
+    Raises:
+        ValueError: an option value the decoder rejects (naming the option's field).
+    """
+    if args.preset is not None:
+        answer, question = PRESETS[args.preset]
+    else:
+        answer, question = base or PRESETS["default"]
+    answer_fields = {
+        "top_p": args.answer_top_p,
+        "top_k": args.answer_top_k,
+        "max_new_tokens": args.max_answer_tokens,
+    }
+    question_fields = {
+        "no_repeat_ngram_size": args.no_repeat_ngram_size,
+        "repetition_penalty": args.repetition_penalty,
+        "length_penalty": args.length_penalty,
+        "max_new_tokens": args.max_question_tokens,
+    }
+    if args.num_beams is not None:
+        question_fields["num_beams"] = args.num_beams
+        question_fields["strategy"] = "beam" if args.num_beams > 1 else "greedy"
+    answer_fields = {k: v for k, v in answer_fields.items() if v is not None}
+    question_fields = {k: v for k, v in question_fields.items() if v is not None}
+    return {
+        "answer_config": dataclasses.replace(answer, **answer_fields),
+        "question_config": dataclasses.replace(question, **question_fields),
+    }
