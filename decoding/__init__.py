@@ -1,10 +1,13 @@
 """Consistent decoding for HF models: processors, greedy/sampling/beam loops, the
-self-terminating output layer, and non-termination / repetition metrics."""
+self-terminating output layer, and non-termination / repetition metrics (docs/decoding.md).
+
+`registry` holds `Registry`, the name -> implementation table that every package of the
+repository uses (`PROCESSORS` and `STRATEGIES` here)."""
 
 from . import metrics
 from .adapters import HFCausalLMAdapter, HFEncoderDecoderAdapter, as_step_model
-from .config import DecodingConfig, DecodingOutput
-from .decode import STRATEGY_REGISTRY, decode, generate_kwargs, register_strategy
+from .config import STRATEGIES, DecodingConfig, DecodingOutput
+from .decode import decode, generate_kwargs
 from .processors import (
     PROCESSORS,
     ConsistentTopK,
@@ -16,15 +19,15 @@ from .processors import (
     TopKProcessor,
     TopPProcessor,
     build_processors,
-    register,
 )
 from .protocol import StepModel
+from .registry import Registry, UnknownNameError
 from .self_terminating import SelfTerminatingHead, SelfTerminatingStepModel
 from .spans import SpanConstraintProcessor, word_boundaries
 
 __all__ = [
     "PROCESSORS",
-    "STRATEGY_REGISTRY",
+    "STRATEGIES",
     "ConsistentTopK",
     "ConsistentTopP",
     "DecodingConfig",
@@ -33,18 +36,18 @@ __all__ = [
     "HFEncoderDecoderAdapter",
     "MinNewTokensProcessor",
     "NoRepeatNGramProcessor",
+    "Registry",
     "RepetitionPenaltyProcessor",
     "SpanConstraintProcessor",
     "StepModel",
     "TemperatureProcessor",
     "TopKProcessor",
     "TopPProcessor",
+    "UnknownNameError",
     "as_step_model",
     "build_processors",
     "decode",
     "generate_kwargs",
-    "register",
-    "register_strategy",
     "word_boundaries",
 ]
 __all__ += ["SelfTerminatingHead", "SelfTerminatingStepModel", "metrics"]

@@ -1,14 +1,17 @@
-"""`DecodingConfig`: every knob of `decoding.decode`, validated once, and `DecodingOutput`."""
+"""`DecodingConfig`: every knob of `decoding.decode`, validated once; `DecodingOutput`; and
+`STRATEGIES`, the registry of the decoding loops that ``DecodingConfig.strategy`` names
+(`decoding.decode` registers "greedy", "sample" and "beam")."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["DecodingConfig", "DecodingOutput", "STRATEGIES"]
+from .registry import Registry
 
-STRATEGIES = ("greedy", "sample", "beam")
+__all__ = ["DecodingConfig", "DecodingOutput", "STRATEGIES"]
 
 
 @dataclass
@@ -63,7 +66,7 @@ class DecodingConfig:
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy={self.strategy!r} is not one of {STRATEGIES}")
+            raise ValueError(f"strategy={self.strategy!r} is not one of {STRATEGIES.names()}")
         if self.top_k < 0:
             raise ValueError(f"top_k must be >= 0, got top_k={self.top_k}")
         if not 0.0 < self.top_p <= 1.0:
@@ -143,3 +146,8 @@ class DecodingOutput:
     normalized_scores: torch.Tensor
     lengths: torch.LongTensor
     finished: torch.BoolTensor
+
+
+# name -> decoding loop, called as ``loop(step_model, sequences, state, config, make_processors)``
+# and returning a `DecodingOutput` (see `decoding.search.greedy_search` for the signature)
+STRATEGIES: Registry[Callable[..., DecodingOutput]] = Registry("decoding strategy")

@@ -1,11 +1,12 @@
 """`decode`: one entry point for greedy search, sampling and beam search.
 
-The strategy is looked up by name in `STRATEGY_REGISTRY` (filled with `register_strategy`).
+The strategy is looked up by name in `decoding.STRATEGIES` (`decoding.config`; a new loop is
+added with ``STRATEGIES.register(name, loop)``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -14,39 +15,20 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from .adapters import as_step_model
 from .beam import beam_search
-from .config import DecodingConfig, DecodingOutput
+from .config import STRATEGIES, DecodingConfig, DecodingOutput
 from .processors import (
     ConsistentTopK,
     ConsistentTopP,
     TemperatureProcessor,
     build_processors,
 )
-from .protocol import StepModel
-from .search import ProcessorFactory, greedy_search, sample_search
+from .search import greedy_search, sample_search
 
-__all__ = ["STRATEGY_REGISTRY", "decode", "generate_kwargs", "register_strategy"]
+__all__ = ["decode", "generate_kwargs"]
 
-Strategy = Callable[
-    [StepModel, torch.LongTensor, Any, DecodingConfig, ProcessorFactory], DecodingOutput
-]
-STRATEGY_REGISTRY: dict[str, Strategy] = {}
-
-
-def register_strategy(name: str) -> Callable[[Strategy], Strategy]:
-    """Register a decoding loop under ``name``; a name can be registered once."""
-
-    def wrap(fn: Strategy) -> Strategy:
-        if name in STRATEGY_REGISTRY:
-            raise ValueError(f"strategy name={name!r} is already registered")
-        STRATEGY_REGISTRY[name] = fn
-        return fn
-
-    return wrap
-
-
-register_strategy("greedy")(greedy_search)
-register_strategy("sample")(sample_search)
-register_strategy("beam")(beam_search)
+STRATEGIES.register("greedy", greedy_search)
+STRATEGIES.register("sample", sample_search)
+STRATEGIES.register("beam", beam_search)
 
 
 def decode(
@@ -90,10 +72,7 @@ def _decode(
     logits_processor: Sequence[LogitsProcessor],
     model_kwargs: dict[str, Any],
 ) -> DecodingOutput:
-    if config.strategy not in STRATEGY_REGISTRY:
-        raise ValueError(
-            f"strategy={config.strategy!r} is unknown; known: {sorted(STRATEGY_REGISTRY)}"
-        )
+    strategy = STRATEGIES[config.strategy]  # an unknown name raises, naming the known ones
     step_model = as_step_model(model, use_cache=config.use_cache)
     initial = getattr(step_model, "initial_sequence", None)
     sequences = initial(input_ids) if initial is not None else input_ids
@@ -113,7 +92,7 @@ def _decode(
     def make_processors(vocab_size: int) -> LogitsProcessorList:
         return build_processors(config, vocab_size, prompt_len, pad_lengths, logits_processor)
 
-    return STRATEGY_REGISTRY[config.strategy](step_model, sequences, state, config, make_processors)
+    return strategy(step_model, sequences, state, config, make_processors)
 
 
 def _check_inputs(input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> None:

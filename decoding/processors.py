@@ -19,12 +19,13 @@ you want a temperature) so that ours are the only filters::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from .config import DecodingConfig
+from .registry import Registry
 
 __all__ = [
     "PROCESSORS",
@@ -38,22 +39,10 @@ __all__ = [
     "TopPProcessor",
     "build_processors",
     "check_eos_in_vocab",
-    "register",
 ]
 
-PROCESSORS: dict[str, type[LogitsProcessor]] = {}
-
-
-def register(name: str) -> Callable[[type[LogitsProcessor]], type[LogitsProcessor]]:
-    """Class decorator adding a processor to `PROCESSORS` under ``name`` (duplicates raise)."""
-
-    def wrap(cls: type[LogitsProcessor]) -> type[LogitsProcessor]:
-        if name in PROCESSORS:
-            raise ValueError(f"processor name={name!r} is already registered to {PROCESSORS[name]}")
-        PROCESSORS[name] = cls
-        return cls
-
-    return wrap
+# name -> processor class; `build_processors` looks its processors up here by name
+PROCESSORS: Registry[type[LogitsProcessor]] = Registry("processor")
 
 
 def _as_id_list(eos_token_id: int | Sequence[int] | None) -> list[int]:
@@ -71,7 +60,7 @@ def check_eos_in_vocab(eos_token_id: int | Sequence[int] | None, vocab_size: int
             raise ValueError(f"eos_token_id={i} is outside the vocabulary [0, {vocab_size})")
 
 
-@register("temperature")
+@PROCESSORS.register("temperature")
 class TemperatureProcessor(LogitsProcessor):
     """Divide the logits by ``temperature`` (> 0). Greedy is a strategy, not temperature 0."""
 
@@ -117,7 +106,7 @@ class _EosKeeper(LogitsProcessor):
         return scores.masked_fill(remove, -float("inf"))
 
 
-@register("top_k")
+@PROCESSORS.register("top_k")
 class TopKProcessor(_EosKeeper):
     """Keep the ``top_k`` highest scores (ties with the k-th kept, as in HF); 0 switches it off."""
 
@@ -140,7 +129,7 @@ class TopKProcessor(_EosKeeper):
         return scores < kth
 
 
-@register("top_p")
+@PROCESSORS.register("top_p")
 class TopPProcessor(_EosKeeper):
     """Nucleus filter: keep the smallest top set whose probability mass reaches ``top_p``
     (in (0, 1]; 1 switches it off). Same arithmetic as HF's ``TopPLogitsWarper``."""
@@ -166,21 +155,21 @@ class TopPProcessor(_EosKeeper):
         return sorted_remove.scatter(-1, sorted_idx, sorted_remove)
 
 
-@register("consistent_top_k")
+@PROCESSORS.register("consistent_top_k")
 class ConsistentTopK(TopKProcessor):
     """Top-k that never removes an end token: V_t = topk(p) U {eos} (Welleck et al. 2020)."""
 
     keep_eos = True
 
 
-@register("consistent_top_p")
+@PROCESSORS.register("consistent_top_p")
 class ConsistentTopP(TopPProcessor):
     """Nucleus that never removes an end token: V_t = nucleus(p) U {eos} (Welleck et al. 2020)."""
 
     keep_eos = True
 
 
-@register("repetition_penalty")
+@PROCESSORS.register("repetition_penalty")
 class RepetitionPenaltyProcessor(LogitsProcessor):
     """CTRL repetition penalty: scores of tokens already in ``input_ids`` are divided by
     ``penalty`` when positive and multiplied when negative.
@@ -210,7 +199,7 @@ class RepetitionPenaltyProcessor(LogitsProcessor):
         return torch.where(seen, penalized, scores)
 
 
-@register("no_repeat_ngram")
+@PROCESSORS.register("no_repeat_ngram")
 class NoRepeatNGramProcessor(LogitsProcessor):
     """Ban any token that would repeat an n-gram already present in ``input_ids``."""
 
@@ -235,7 +224,7 @@ class NoRepeatNGramProcessor(LogitsProcessor):
         return scores.masked_fill(banned, -float("inf"))
 
 
-@register("min_new_tokens")
+@PROCESSORS.register("min_new_tokens")
 class MinNewTokensProcessor(LogitsProcessor):
     """Ban every end token until ``min_new_tokens`` tokens follow the ``prompt_length`` prompt."""
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 from transformers import LogitsProcessor
 
-from .processors import _as_id_list, check_eos_in_vocab, register
+from .processors import PROCESSORS, _as_id_list, check_eos_in_vocab
 
 __all__ = ["SpanConstraintProcessor", "word_boundaries"]
 
@@ -64,7 +64,7 @@ def word_boundaries(text: str, offsets: Sequence[tuple[int, int]]) -> tuple[list
     return starts, ends
 
 
-@register("span")
+@PROCESSORS.register("span")
 class SpanConstraintProcessor(LogitsProcessor):
     """Allow only tokens that keep the generation a contiguous span of the row's source.
 

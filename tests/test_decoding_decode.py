@@ -289,6 +289,10 @@ def test_bad_inputs_raise(gpt2):
         decode(gpt2, torch.tensor([5, 6]))
     with pytest.raises(ValueError, match=r"attention_mask.shape=\(1, 3\)"):
         decode(gpt2, torch.tensor([[5, 6]]), attention_mask=torch.ones(1, 3))
+    changed = DecodingConfig()
+    changed.strategy = "contrastive"  # after validation: decode's registry lookup still names it
+    with pytest.raises(ValueError, match="unknown decoding strategy 'contrastive'; known: beam"):
+        decode(gpt2, torch.tensor([[5, 6]]), changed)
 
 
 class BanToken(LogitsProcessor):

@@ -17,6 +17,7 @@ from transformers import (
 
 from decoding import (
     PROCESSORS,
+    STRATEGIES,
     ConsistentTopK,
     ConsistentTopP,
     DecodingConfig,
@@ -29,7 +30,6 @@ from decoding import (
     build_processors,
     decode,
     generate_kwargs,
-    register,
 )
 
 EOS = 4
@@ -142,10 +142,20 @@ def test_bad_values_raise_naming_parameter_and_value(make, param):
 
 def test_register_rejects_duplicates():
     with pytest.raises(ValueError, match="already registered"):
-        register("top_k")(TopKProcessor)
+        PROCESSORS.register("top_k")(TopKProcessor)
     assert {"temperature", "top_k", "top_p", "consistent_top_k", "consistent_top_p"} <= set(
         PROCESSORS
     )
+
+
+def test_strategies_registry_holds_the_three_loops_and_names_them_on_error():
+    assert STRATEGIES.names() == ["beam", "greedy", "sample"]
+    with pytest.raises(
+        ValueError, match=r"strategy='contrastive' is not one of \['beam', 'greedy'"
+    ):
+        DecodingConfig(strategy="contrastive")
+    with pytest.raises(ValueError, match="already registered"):
+        STRATEGIES.register("greedy", STRATEGIES["sample"])
 
 
 def test_build_processors_fixed_order():
