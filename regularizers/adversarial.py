@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .base import Regularizer, StepContext, register
+from .base import REGULARIZERS, Regularizer, StepContext
 from .embedding import SCOPES, l2_normalize
 
 __all__ = ["FGM", "PGD", "fgm_perturbation", "project_l2_ball"]
@@ -61,7 +61,7 @@ def _clean_grad(ctx: StepContext, scope: str) -> torch.Tensor | None:
     return grad
 
 
-@register("fgm")
+@REGULARIZERS.register("fgm")
 @dataclass
 class FGM(Regularizer):
     """Fast gradient method: delta = epsilon * g/||g||, then back-propagate L(x + delta).
@@ -99,7 +99,7 @@ class FGM(Regularizer):
         return cls(epsilon=args.fgm_epsilon, scope=args.fgm_scope) if args.fgm_epsilon else None
 
 
-@register("pgd")
+@REGULARIZERS.register("pgd")
 @dataclass
 class PGD(Regularizer):
     """Projected gradient descent: ``steps`` ascent steps of size alpha in the epsilon-ball.

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from .base import Regularizer, available_regularizers, get_regularizer_class
+from .base import REGULARIZERS, Regularizer
 
 __all__ = ["RegularizedTrainingArguments", "from_training_args"]
 
@@ -115,5 +115,5 @@ class RegularizedTrainingArguments(TrainingArguments):
 
 def from_training_args(args: RegularizedTrainingArguments) -> list[Regularizer]:
     """The regularizers switched on in ``args``, one per registered kind, in registry-name order."""
-    regs = (get_regularizer_class(name).from_args(args) for name in available_regularizers())
+    regs = (REGULARIZERS[name].from_args(args) for name in REGULARIZERS.names())
     return [r for r in regs if r is not None]

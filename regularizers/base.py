@@ -1,4 +1,5 @@
-"""The one regularizer interface, the per-step context it sees, and the name registry.
+"""The one regularizer interface, the per-step context it sees, and ``REGULARIZERS``, the
+registry of regularizer classes by name (a `decoding.registry.Registry`).
 
 A regularizer is a small object with up to four hooks, all optional:
 
@@ -23,23 +24,21 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from decoding.registry import Registry
+
 __all__ = [
+    "REGULARIZERS",
     "Regularizer",
     "StepContext",
-    "register",
-    "get_regularizer_class",
-    "available_regularizers",
     "build_regularizer",
 ]
-
-_REGISTRY: dict[str, type[Regularizer]] = {}
 
 
 class Regularizer:
     """Base class: every hook is a no-op, so a subclass overrides only what it needs.
 
     Class attributes:
-        name: registry name.
+        name: its name in ``REGULARIZERS`` (set by ``REGULARIZERS.register(name)``).
         requires: what the main forward must record, a subset of
             ``{"matrix_grad", "output_grad", "outputs", "double_backprop"}``: the dense gradient of
             the loss w.r.t. the word-embedding matrix, the gradient w.r.t. the word-embedding output
@@ -115,32 +114,15 @@ class StepContext:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def register(name: str) -> Callable[[type[Regularizer]], type[Regularizer]]:
-    """Class decorator adding a regularizer to the registry under ``name`` (duplicates rejected)."""
-
-    def deco(cls: type[Regularizer]) -> type[Regularizer]:
-        if name in _REGISTRY:
-            raise ValueError(f"regularizer name {name!r} is already registered")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
+def _set_name(name: str, cls: type[Regularizer]) -> None:
+    cls.name = name
 
 
-def get_regularizer_class(name: str) -> type[Regularizer]:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(
-            f"unknown regularizer {name!r}; known: {', '.join(sorted(_REGISTRY))}"
-        ) from None
-
-
-def available_regularizers() -> list[str]:
-    return sorted(_REGISTRY)
+# name -> regularizer class: ``@REGULARIZERS.register("fgm")`` on the class (duplicates raise);
+# ``REGULARIZERS["nope"]`` raises a KeyError (also a ValueError) listing the known names.
+REGULARIZERS: Registry[type[Regularizer]] = Registry("regularizer", on_register=_set_name)
 
 
 def build_regularizer(name: str, **kwargs: Any) -> Regularizer:
-    """``build_regularizer("fgm", epsilon=0.5)``."""
-    return get_regularizer_class(name)(**kwargs)
+    """``build_regularizer("fgm", epsilon=0.5)``: ``REGULARIZERS[name](**kwargs)``."""
+    return REGULARIZERS[name](**kwargs)

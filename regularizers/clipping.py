@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .base import Regularizer, register
+from .base import REGULARIZERS, Regularizer
 
 __all__ = ["GradientClipping", "clip_coefficient", "clip_hard_", "clip_soft_", "global_grad_norm"]
 
@@ -64,7 +64,7 @@ def clip_soft_(parameters: Iterable[torch.Tensor], gamma: float) -> torch.Tensor
     return _clip_(parameters, gamma, "soft")
 
 
-@register("clip")
+@REGULARIZERS.register("clip")
 @dataclass
 class GradientClipping(Regularizer):
     """Clip the accumulated gradients right before every optimizer step.

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .base import Regularizer, StepContext, register
+from .base import REGULARIZERS, Regularizer, StepContext
 
 __all__ = [
     "embedding_gradient_penalty",
@@ -61,7 +61,7 @@ def random_projection_penalty(
     return (grad**2).sum()
 
 
-@register("gp")
+@REGULARIZERS.register("gp")
 @dataclass
 class EmbeddingGradientPenalty(Regularizer):
     """Su's gradient penalty on the word-embedding output: adds 1/2 * epsilon * sum (dL/de)^2.
@@ -86,7 +86,7 @@ class EmbeddingGradientPenalty(Regularizer):
         return cls(epsilon=args.gp_epsilon) if args.gp_epsilon else None
 
 
-@register("rp_gp")
+@REGULARIZERS.register("rp_gp")
 @dataclass
 class RandomProjectionGradientPenalty(Regularizer):
     """Output-gradient penalty epsilon * mean_b ||d(sum_i eta_i logit_i)/de_b||^2 with Rademacher eta.

@@ -1,7 +1,7 @@
 """Gaussian noise on the word-embedding output, and the noise <-> gradient-penalty identity.
 
 For small sigma and MSE, E_eps ||f(x + eps) - f(x)||^2 ~= 1/2 sigma^2 * sum_i lambda_i ||grad f_i||^2
-with lambda_i = 2 (methods.md 2C). ``smoothness_monte_carlo`` and ``output_jacobian_sq_norm``
+with lambda_i = 2 (docs/regularization.md, "Tests"). ``smoothness_monte_carlo`` and ``output_jacobian_sq_norm``
 compute both sides; the tests check they agree.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from .base import Regularizer, register
+from .base import REGULARIZERS, Regularizer
 
 __all__ = ["GaussianNoise", "smoothness_monte_carlo", "output_jacobian_sq_norm"]
 
@@ -41,7 +41,7 @@ def output_jacobian_sq_norm(
     return (jac**2).sum()
 
 
-@register("noise")
+@REGULARIZERS.register("noise")
 @dataclass
 class GaussianNoise(Regularizer):
     """Adds sigma * N(0, I) to the word-embedding output in the training forward pass.

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .base import Regularizer, StepContext, register
+from .base import REGULARIZERS, Regularizer, StepContext
 from .embedding import SCOPES, l2_normalize
 
 __all__ = ["VAT", "kl_with_logits", "virtual_adversarial_perturbation"]
@@ -54,7 +54,7 @@ def virtual_adversarial_perturbation(
     return epsilon * l2_normalize(d.detach(), scope)
 
 
-@register("vat")
+@REGULARIZERS.register("vat")
 @dataclass
 class VAT(Regularizer):
     """Adds alpha * KL(p_clean || p(x + r_adv)) with r_adv on the word embeddings.

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .base import Regularizer, StepContext, register
+from .base import REGULARIZERS, Regularizer, StepContext
 
 __all__ = ["WEISSI", "weissi_penalty", "default_weissi_parameters", "weissi_decoupled_step_"]
 
@@ -68,7 +68,7 @@ def weissi_decoupled_step_(
         w.sub_((lr * grad).to(w.dtype))
 
 
-@register("weissi")
+@REGULARIZERS.register("weissi")
 @dataclass
 class WEISSI(Regularizer):
     """WEISSI as a loss term (``mode="loss"``) or decoupled after each optimizer step.

@@ -3,7 +3,11 @@
 Every ``.py`` module of ``qgen``, ``decoding``, ``regularizers`` and ``generative`` is parsed
 with `ast` (nothing is imported) and its imports are checked against the tables below:
 
-* ``decoding`` and ``regularizers`` import none of the other installed packages;
+* ``decoding`` imports none of the other installed packages;
+* ``regularizers`` imports none of them either, except ``decoding.registry`` (the `Registry`
+  type behind ``regularizers.REGULARIZERS``, a module that imports nothing of the repository):
+  the one exception, listed in ``ALLOWED_BY_PACKAGE``. Any other module of ``decoding`` stays forbidden, and so
+  does ``from decoding import registry`` (write ``from decoding.registry import Registry``);
 * ``generative`` and ``qgen`` may import ``decoding`` and ``regularizers``, not each other;
 * no package imports ``studies`` (research code, not installed);
 * qgen's inference modules import neither ``qgen.training`` nor ``regularizers`` nor the HF
@@ -36,6 +40,11 @@ FORBIDDEN_BY_PACKAGE = {
     "regularizers": ("qgen", "decoding", "generative", "studies"),
     "generative": ("qgen", "studies"),
     "qgen": ("generative", "studies"),
+}
+# package -> the modules it may import although FORBIDDEN_BY_PACKAGE forbids their package (an
+# entry ``a.b`` allows ``a.b`` and ``a.b.*`` only)
+ALLOWED_BY_PACKAGE = {
+    "regularizers": ("decoding.registry",),
 }
 
 # qgen's inference side: generating, evaluating, loading and serving models. An entry is a
@@ -199,11 +208,14 @@ _cached_imports = functools.cache(find_imports)  # keyed by the source: edits ar
 
 
 def package_violations(path: str, root: Path = ROOT) -> str:
-    """The message of every import of ``path`` that its package's row of the table forbids."""
+    """The message of every import of ``path`` that its package's row of the table forbids and
+    its row of ``ALLOWED_BY_PACKAGE`` does not allow."""
     package = path.split("/")[0]
-    return describe(
-        path, forbidden_imports(imports_of_file(path, root), FORBIDDEN_BY_PACKAGE[package])
-    )
+    allowed = ALLOWED_BY_PACKAGE.get(package, ())
+    imports = [
+        i for i in imports_of_file(path, root) if not any(matches(i.name, a) for a in allowed)
+    ]
+    return describe(path, forbidden_imports(imports, FORBIDDEN_BY_PACKAGE[package]))
 
 
 def reach_violations(path: str, forbidden: tuple[str, ...], root: Path = ROOT) -> str:
@@ -272,6 +284,18 @@ def test_qgen_inference_module_does_not_reach_training(module):
         reach_violations(path, INFERENCE_FORBIDDEN) for path in _inference_files(module)
     ).strip()
     assert not message, f"qgen inference module reaches training code:\n{message}"
+
+
+@pytest.mark.parametrize(
+    "module", sorted({m for allowed in ALLOWED_BY_PACKAGE.values() for m in allowed})
+)
+def test_allowed_exceptions_import_nothing_of_the_repository(module):
+    """An allowed module must not pull the rest of its package in through its own imports."""
+    files = module_files(module)
+    assert files, f"{module} no longer exists: drop it from ALLOWED_BY_PACKAGE"
+    own = PACKAGES + ("studies",)
+    message = "\n".join(describe(p, forbidden_imports(imports_of_file(p), own)) for p in files)
+    assert not message.strip(), f"{module} imports repository code:\n{message}"
 
 
 def test_every_qgen_module_is_on_one_side():
@@ -354,3 +378,30 @@ def test_checker_reports_module_line_and_import_on_a_scratch_tree(tmp_path):
     (tmp_path / "qgen" / "training.py").write_text("")
     chain = reach_violations("qgen/helper.py", ("qgen.training",), tmp_path)
     assert "qgen/__init__.py:1: `from . import training`" in chain
+
+
+def test_checker_allows_regularizers_the_registry_and_nothing_else_of_decoding(tmp_path):
+    for package in PACKAGES:
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+    files = {
+        "ok_from.py": "from decoding.registry import Registry\n",
+        "ok_import.py": "import decoding.registry\n",
+        "bad_decode.py": "import decoding.decode\n",
+        "bad_package.py": "from decoding import registry\n",
+        "bad_prefix.py": "from decoding.registry_extra import x\n",
+        "bad_lazy.py": "def f():\n    from decoding.decode import decode\n",
+    }
+    for name, source in files.items():
+        (tmp_path / "regularizers" / name).write_text(source)
+
+    assert package_violations("regularizers/ok_from.py", tmp_path) == ""
+    assert package_violations("regularizers/ok_import.py", tmp_path) == ""
+    message = package_violations("regularizers/bad_decode.py", tmp_path)
+    assert "regularizers/bad_decode.py:1: `import decoding.decode`" in message
+    assert "forbidden: decoding" in message
+    for name in ("bad_package.py", "bad_prefix.py", "bad_lazy.py"):
+        assert "forbidden: decoding" in package_violations(f"regularizers/{name}", tmp_path)
+    # the exception goes one way: decoding still may not import regularizers
+    (tmp_path / "decoding" / "bad.py").write_text("from regularizers.base import REGULARIZERS\n")
+    assert "forbidden: regularizers" in package_violations("decoding/bad.py", tmp_path)

@@ -1,4 +1,4 @@
-"""The mathematics behind each regularizer, on tiny functions (methods.md sections 2, 3, 6)."""
+"""The mathematics behind each regularizer, on tiny functions (docs/regularization.md, "Tests")."""
 
 import itertools
 import math

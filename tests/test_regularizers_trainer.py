@@ -88,7 +88,7 @@ def one_step_state(tmp_path, regs, **kw):
 
 # ---- one interface, registry, arguments ---------------------------------------------------
 def test_registry_lists_every_regularizer_and_rejects_unknown_and_duplicates():
-    assert R.available_regularizers() == [
+    assert R.REGULARIZERS.names() == [
         "clip",
         "fgm",
         "gp",
@@ -99,10 +99,14 @@ def test_registry_lists_every_regularizer_and_rejects_unknown_and_duplicates():
         "weissi",
     ]
     with pytest.raises(KeyError, match="known: clip, fgm"):
-        R.get_regularizer_class("nope")
+        R.REGULARIZERS["nope"]
+    with pytest.raises(KeyError, match="unknown regularizer 'nope'; known: clip, fgm"):
+        R.build_regularizer("nope")
     with pytest.raises(ValueError, match="already registered"):
-        R.register("fgm")(type("X", (R.Regularizer,), {}))
+        R.REGULARIZERS.register("fgm")(type("X", (R.Regularizer,), {}))
     assert isinstance(R.build_regularizer("fgm", epsilon=0.5), R.FGM)
+    # registering stamps the name on the class
+    assert all(cls.name == name for name, cls in R.REGULARIZERS.items())
 
 
 @pytest.mark.parametrize(
