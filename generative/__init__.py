@@ -1,5 +1,7 @@
 """Generative models as HF models and trainers: a VAE, WGANs with five critic objectives, and
-the exact batch Wasserstein-1 distance used to check what the critics estimate.
+the exact batch Wasserstein-1 distance used to check what the critics estimate
+(docs/generative.md). Critic objectives and toy distributions are looked up by name in the
+registries ``WGAN_OBJECTIVES`` and ``TOY_DISTRIBUTIONS`` (`decoding.registry.Registry`).
 
 `generative.xiangqi` (the Chinese-chess GPT) is a separate subpackage and is not imported here.
 """
@@ -9,7 +11,6 @@ from .data import (
     ToySpec,
     dataset_array,
     load_digits_dataset,
-    register_toy,
     sample_toy,
     toy_dataset,
     toy_spec,
@@ -32,7 +33,6 @@ from .wgan_losses import (
     build_objective,
     ctransform_estimate,
     gradient_penalty,
-    register_objective,
 )
 from .wgan_trainer import WGANTrainer, WGANTrainingArguments
 
@@ -41,7 +41,6 @@ __all__ = [
     "ToySpec",
     "dataset_array",
     "load_digits_dataset",
-    "register_toy",
     "sample_toy",
     "toy_dataset",
     "toy_spec",
@@ -63,7 +62,6 @@ __all__ = [
     "build_objective",
     "ctransform_estimate",
     "gradient_penalty",
-    "register_objective",
     "WGANTrainer",
     "WGANTrainingArguments",
 ]

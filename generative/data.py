@@ -14,10 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 from datasets import Dataset
 
+from decoding.registry import Registry
+
 __all__ = [
     "ToySpec",
     "TOY_DISTRIBUTIONS",
-    "register_toy",
     "toy_spec",
     "sample_toy",
     "toy_dataset",
@@ -34,17 +35,6 @@ class ToySpec:
     sampler: Callable[[int, np.random.Generator], tuple[np.ndarray, np.ndarray]]
     centers: np.ndarray | None  # (K, 2) mode centres, None for continuous shapes
     std: float | None  # per-mode standard deviation
-
-
-TOY_DISTRIBUTIONS: dict[str, ToySpec] = {}
-
-
-def register_toy(spec: ToySpec) -> ToySpec:
-    """Add a toy distribution to the registry; duplicate names are rejected."""
-    if spec.name in TOY_DISTRIBUTIONS:
-        raise ValueError(f"toy distribution {spec.name!r} is already registered")
-    TOY_DISTRIBUTIONS[spec.name] = spec
-    return spec
 
 
 def _mixture(centers: np.ndarray, std: float):
@@ -67,15 +57,23 @@ _RING = 2.0 * np.stack([np.cos(np.arange(8) * np.pi / 4), np.sin(np.arange(8) * 
 _GRID = np.array([(i, j) for i in (-4, -2, 0, 2, 4) for j in (-4, -2, 0, 2, 4)], dtype=np.float64)
 _GRID = _GRID / 2.0  # modes 1 apart, in [-2, 2]^2 like the ring
 
-register_toy(ToySpec("8gaussians", _mixture(_RING, 0.05), _RING, 0.05))
-register_toy(ToySpec("25gaussians", _mixture(_GRID, 0.05), _GRID, 0.05))
-register_toy(ToySpec("swissroll", _swiss_roll, None, None))
+# name -> ToySpec; add one with ``TOY_DISTRIBUTIONS.register(spec.name, spec)`` (duplicates raise)
+TOY_DISTRIBUTIONS: Registry[ToySpec] = Registry(
+    "toy distribution",
+    {
+        spec.name: spec
+        for spec in (
+            ToySpec("8gaussians", _mixture(_RING, 0.05), _RING, 0.05),
+            ToySpec("25gaussians", _mixture(_GRID, 0.05), _GRID, 0.05),
+            ToySpec("swissroll", _swiss_roll, None, None),
+        )
+    },
+)
 
 
 def toy_spec(name: str) -> ToySpec:
-    """Look up a toy distribution by name; unknown names list the known ones."""
-    if name not in TOY_DISTRIBUTIONS:
-        raise ValueError(f"unknown toy distribution {name!r}; known: {sorted(TOY_DISTRIBUTIONS)}")
+    """Look up a toy distribution by name; an unknown name raises a ValueError (and KeyError)
+    listing the known ones."""
     return TOY_DISTRIBUTIONS[name]
 
 

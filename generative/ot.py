@@ -1,4 +1,5 @@
-"""Exact Wasserstein-1 distance between two equal-size mini-batches (methods.md section 8).
+"""Exact Wasserstein-1 distance between two equal-size mini-batches (docs/generative.md,
+"Exact batch W1").
 
 Between two uniform empirical measures with the same number of points, an optimal transport
 plan can be taken to be a permutation (Birkhoff-von Neumann), so the exact W1 is an assignment

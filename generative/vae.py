@@ -1,4 +1,4 @@
-"""Variational autoencoder as an HF model and trainer (methods.md section 1).
+"""Variational autoencoder as an HF model and trainer (docs/generative.md, "The VAE").
 
 Per-sample loss (Su, kexue.fm/archives/7725):
     ||x - D(mu(x) + eps * sigma(x))||^2 + sum_i 1/2 (mu_i^2 + sigma_i^2 - log sigma_i^2 - 1),
@@ -27,6 +27,8 @@ from transformers import (
 )
 from transformers.utils import ModelOutput
 
+from decoding.registry import Registry
+
 __all__ = [
     "VAEConfig",
     "VAEModel",
@@ -39,9 +41,7 @@ __all__ = [
     "VAE_ARCHITECTURES",
 ]
 
-_ARCHITECTURES = ("mlp", "conv")
 _LIKELIHOODS = ("gaussian", "bernoulli")
-_REGULARIZERS = ("kl", "naive")
 
 
 class VAEConfig(PretrainedConfig):
@@ -93,17 +93,19 @@ class VAEConfig(PretrainedConfig):
             raise ValueError(f"VAEConfig.latent_dim must be positive, got {self.latent_dim}")
         if any(h <= 0 for h in self.hidden_sizes):
             raise ValueError(f"VAEConfig.hidden_sizes must be positive, got {self.hidden_sizes}")
-        if self.architecture not in _ARCHITECTURES:
+        if self.architecture not in VAE_ARCHITECTURES:
             raise ValueError(
-                f"VAEConfig.architecture must be one of {_ARCHITECTURES}, got {self.architecture!r}"
+                f"VAEConfig.architecture must be one of {tuple(VAE_ARCHITECTURES)}, "
+                f"got {self.architecture!r}"
             )
         if self.likelihood not in _LIKELIHOODS:
             raise ValueError(
                 f"VAEConfig.likelihood must be one of {_LIKELIHOODS}, got {self.likelihood!r}"
             )
-        if self.regularizer not in _REGULARIZERS:
+        if self.regularizer not in _VAE_REGULARIZERS:
             raise ValueError(
-                f"VAEConfig.regularizer must be one of {_REGULARIZERS}, got {self.regularizer!r}"
+                f"VAEConfig.regularizer must be one of {tuple(_VAE_REGULARIZERS)}, "
+                f"got {self.regularizer!r}"
             )
         if self.beta < 0:
             raise ValueError(f"VAEConfig.beta must be >= 0, got {self.beta}")
@@ -152,10 +154,10 @@ def _conv_encoder_decoder(config: VAEConfig) -> tuple[nn.Module, nn.Module]:
     return nn.Sequential(*enc_layers), nn.Sequential(*dec_layers)
 
 
-VAE_ARCHITECTURES: dict[str, Callable[[VAEConfig], tuple[nn.Module, nn.Module]]] = {
-    "mlp": _mlp_encoder_decoder,
-    "conv": _conv_encoder_decoder,
-}
+# name -> builder of (encoder, decoder), for `VAEConfig.architecture`
+VAE_ARCHITECTURES: Registry[Callable[[VAEConfig], tuple[nn.Module, nn.Module]]] = Registry(
+    "VAE architecture", {"mlp": _mlp_encoder_decoder, "conv": _conv_encoder_decoder}
+)
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -181,7 +183,10 @@ def reconstruction_loss(decoded: torch.Tensor, x: torch.Tensor, likelihood: str)
     raise ValueError(f"likelihood must be one of {_LIKELIHOODS}, got {likelihood!r}")
 
 
-_REGULARIZER_FNS = {"kl": gaussian_kl, "naive": naive_regularizer}
+# name -> the latent regulariser (mu, logvar) -> (B,), for `VAEConfig.regularizer`
+_VAE_REGULARIZERS: Registry[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = Registry(
+    "VAE regularizer", {"kl": gaussian_kl, "naive": naive_regularizer}
+)
 
 
 @dataclass
@@ -239,7 +244,7 @@ class VAEModel(PreTrainedModel):
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if sample else mu
         raw = self._decode_raw(z)
         rec = reconstruction_loss(raw, x, self.config.likelihood).mean()
-        reg = _REGULARIZER_FNS[self.config.regularizer](mu, logvar).mean()
+        reg = _VAE_REGULARIZERS[self.config.regularizer](mu, logvar).mean()
         recon = torch.sigmoid(raw) if self.config.likelihood == "bernoulli" else raw
         return VAEOutput(
             loss=rec + self.config.beta * reg,

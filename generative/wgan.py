@@ -1,4 +1,5 @@
-"""WGAN generator and critic as one HF model (methods.md section 8).
+"""WGAN generator and critic as one HF model (docs/generative.md, "The WGAN and how it uses
+`Trainer`").
 
 `WGANModel` holds both networks so that one `save_pretrained` / `from_pretrained` and one
 Trainer checkpoint carry the whole GAN. `forward(x)` returns the critic's scores (that is what
@@ -10,15 +11,25 @@ which would break the per-sample gradient penalty.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 
+from decoding.registry import Registry
+
 __all__ = ["WGANConfig", "WGANModel"]
 
-_ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh}
-_OUTPUTS = {"none": nn.Identity, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+# name -> module factory, for `WGANConfig.activation` / `WGANConfig.generator_output`
+_ACTIVATIONS: Registry[Callable[[], nn.Module]] = Registry(
+    "activation",
+    {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh},
+)
+_OUTPUTS: Registry[Callable[[], nn.Module]] = Registry(
+    "generator output", {"none": nn.Identity, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+)
 
 
 class WGANConfig(PretrainedConfig):
@@ -63,11 +74,11 @@ class WGANConfig(PretrainedConfig):
                 raise ValueError(f"WGANConfig.{name} must be positive, got {getattr(self, name)}")
         if self.activation not in _ACTIVATIONS:
             raise ValueError(
-                f"WGANConfig.activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}"
+                f"WGANConfig.activation must be one of {_ACTIVATIONS.names()}, got {self.activation!r}"
             )
         if self.generator_output not in _OUTPUTS:
             raise ValueError(
-                f"WGANConfig.generator_output must be one of {sorted(_OUTPUTS)}, "
+                f"WGANConfig.generator_output must be one of {_OUTPUTS.names()}, "
                 f"got {self.generator_output!r}"
             )
 

@@ -1,4 +1,5 @@
-"""WGAN critic objectives (methods.md section 8), each a small class in a registry.
+"""WGAN critic objectives (docs/generative.md, "The WGAN and how it uses `Trainer`"), each a
+small class in the ``WGAN_OBJECTIVES`` registry.
 
 An objective gives the critic loss (to minimise), the generator loss, the critic's estimate of
 W1 (what the critic "believes" the distance is), and an optional hook run after each critic
@@ -20,6 +21,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from decoding.registry import Registry
+
 __all__ = [
     "WGANObjective",
     "WeightClipping",
@@ -27,7 +30,6 @@ __all__ = [
     "SpectralNormObjective",
     "CTransform",
     "WGAN_OBJECTIVES",
-    "register_objective",
     "build_objective",
     "gradient_penalty",
     "ctransform_estimate",
@@ -110,23 +112,16 @@ class WGANObjective:
         """Hook run after every critic optimiser step (and once before training)."""
 
 
-WGAN_OBJECTIVES: dict[str, Callable[..., WGANObjective]] = {}
+def _set_name(name: str, cls: type[WGANObjective]) -> None:
+    cls.name = name
 
 
-def register_objective(name: str):
-    """Class decorator adding an objective to `WGAN_OBJECTIVES`; duplicates are rejected."""
-
-    def deco(cls):
-        if name in WGAN_OBJECTIVES:
-            raise ValueError(f"WGAN objective {name!r} is already registered")
-        cls.name = name
-        WGAN_OBJECTIVES[name] = cls
-        return cls
-
-    return deco
+# name -> objective class: ``@WGAN_OBJECTIVES.register("gp")`` on the class (duplicates raise;
+# the class's ``name`` becomes "gp")
+WGAN_OBJECTIVES: Registry[type[WGANObjective]] = Registry("WGAN objective", on_register=_set_name)
 
 
-@register_objective("clip")
+@WGAN_OBJECTIVES.register("clip")
 class WeightClipping(WGANObjective):
     """Original WGAN: clamp every critic parameter to [-clip_value, clip_value]."""
 
@@ -157,23 +152,23 @@ class GradientPenalty(WGANObjective):
         return self.penalty_weight * gp
 
 
-@register_objective("gp")
+@WGAN_OBJECTIVES.register("gp")
 class CenteredGradientPenalty(GradientPenalty):
     center = 1.0
 
 
-@register_objective("gp0")
+@WGAN_OBJECTIVES.register("gp0")
 class ZeroCenteredGradientPenalty(GradientPenalty):
     center = 0.0
 
 
-@register_objective("lp")
+@WGAN_OBJECTIVES.register("lp")
 class LipschitzPenalty(GradientPenalty):
     center = 1.0
     one_sided = True
 
 
-@register_objective("sn")
+@WGAN_OBJECTIVES.register("sn")
 class SpectralNormObjective(WGANObjective):
     """No penalty: the Lipschitz bound comes from spectral normalisation of the critic."""
 
@@ -183,7 +178,7 @@ class SpectralNormObjective(WGANObjective):
         pass
 
 
-@register_objective("ctransform")
+@WGAN_OBJECTIVES.register("ctransform")
 class CTransform(WGANObjective):
     """c-transform WGAN: the critic maximises W_hat, the generator minimises it."""
 
@@ -198,7 +193,6 @@ class CTransform(WGANObjective):
 
 
 def build_objective(name: str, **kwargs) -> WGANObjective:
-    """Instantiate an objective by name (kwargs: clip_value, penalty_weight)."""
-    if name not in WGAN_OBJECTIVES:
-        raise ValueError(f"unknown WGAN objective {name!r}; known: {sorted(WGAN_OBJECTIVES)}")
+    """Instantiate an objective by name (kwargs: clip_value, penalty_weight); an unknown name
+    raises a ValueError listing the known ones."""
     return WGAN_OBJECTIVES[name](**kwargs)

@@ -47,7 +47,7 @@ class WGANTrainingArguments(TrainingArguments):
     """`TrainingArguments` plus the WGAN options. `learning_rate` is the critic's."""
 
     objective: str = field(
-        default="gp", metadata={"help": f"Critic objective, one of {sorted(WGAN_OBJECTIVES)}."}
+        default="gp", metadata={"help": f"Critic objective, one of {WGAN_OBJECTIVES.names()}."}
     )
     n_critic: int = field(default=5, metadata={"help": "Critic updates per generator update."})
     penalty_weight: float = field(
@@ -66,7 +66,7 @@ class WGANTrainingArguments(TrainingArguments):
         super().__post_init__()
         if self.objective not in WGAN_OBJECTIVES:
             raise ValueError(
-                f"objective must be one of {sorted(WGAN_OBJECTIVES)}, got {self.objective!r}"
+                f"objective must be one of {WGAN_OBJECTIVES.names()}, got {self.objective!r}"
             )
         if self.n_critic < 1:
             raise ValueError(f"n_critic must be >= 1, got {self.n_critic}")

@@ -1,4 +1,4 @@
-"""Train the Chinese-chess GPT on game records (methods.md section 7).
+"""Train the Chinese-chess GPT on game records (docs/xiangqi.md, "Training run").
 
     python scripts/train_xiangqi.py --games_path PATH/xiangqi/games.jsonl --output_dir runs/xiangqi \
         --max_steps 2000 --curriculum_steps 600,1200,1800 --per_device_train_batch_size 32

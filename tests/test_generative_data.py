@@ -8,7 +8,6 @@ from generative.data import (
     ToySpec,
     dataset_array,
     load_digits_dataset,
-    register_toy,
     sample_toy,
     toy_dataset,
     toy_spec,
@@ -39,7 +38,9 @@ def test_sample_toy_and_registry_errors():
     with pytest.raises(ValueError, match="known"):
         toy_spec("moons")
     with pytest.raises(ValueError, match="already registered"):
-        register_toy(ToySpec("8gaussians", lambda n, rng: None, None, None))
+        TOY_DISTRIBUTIONS.register(
+            "8gaussians", ToySpec("8gaussians", lambda n, rng: None, None, None)
+        )
 
 
 def test_digits_dataset_splits():

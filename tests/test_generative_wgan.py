@@ -15,7 +15,6 @@ from generative.wgan_losses import (
     build_objective,
     ctransform_estimate,
     gradient_penalty,
-    register_objective,
 )
 from generative.wgan_trainer import GENERATOR_OPTIMIZER_NAME, WGANTrainer, WGANTrainingArguments
 
@@ -115,9 +114,13 @@ def test_weight_clipping_clamps_every_parameter():
 def test_objective_registry_errors():
     with pytest.raises(ValueError, match="known"):
         build_objective("hinge")
+    with pytest.raises(ValueError, match="unknown WGAN objective 'hinge'; known: clip, ctransform"):
+        build_objective("hinge")
     with pytest.raises(ValueError, match="already registered"):
-        register_objective("gp")(WGANObjective)
+        WGAN_OBJECTIVES.register("gp")(WGANObjective)
     assert set(WGAN_OBJECTIVES) == {"clip", "gp", "gp0", "lp", "sn", "ctransform"}
+    assert all(cls.name == name for name, cls in WGAN_OBJECTIVES.items())
+    assert WGANObjective.name == "base"  # the failed registration left the base class alone
 
 
 @pytest.mark.parametrize("sn", [False, True])

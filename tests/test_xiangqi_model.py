@@ -10,8 +10,9 @@ from transformers import LogitsProcessorList
 from decoding import DecodingConfig
 from generative.xiangqi.board import Board, iccs_to_move, move_to_iccs
 from generative.xiangqi.constraint import LegalMovesLogitsProcessor, generate_move
-from generative.xiangqi.model import XiangqiModelArguments, build_model
+from generative.xiangqi.model import MODEL_BUILDERS, XiangqiModelArguments, build_model
 from generative.xiangqi.player import (
+    PLAYERS,
     GreedyMaterialPlayer,
     LMPlayer,
     LMPlayerConfig,
@@ -121,6 +122,10 @@ def test_training_arguments_validate(tmp_path):
         )
     with pytest.raises(ValueError, match="model_type"):
         XiangqiModelArguments(model_type="lstm")
+    with pytest.raises(ValueError, match=r"model_type='lstm' is not one of \['bert', 'gpt2'\]"):
+        XiangqiModelArguments(model_type="lstm")
+    with pytest.raises(ValueError, match=r"tokenizer='bpe' is not one of \['char', 'move'\]"):
+        XiangqiModelArguments(tokenizer="bpe")
 
 
 def test_collator_truncates_head_first_and_masks_padding():
@@ -299,6 +304,13 @@ def test_baselines_and_material():
     assert RandomPlayer(0).choose(Board(), []) in {move_to_iccs(m) for m in Board().legal_moves()}
     with pytest.raises(ValueError, match="known"):
         make_player("stockfish")
+    with pytest.raises(ValueError, match="unknown player 'stockfish'; known: greedy, random"):
+        make_player("stockfish")
+    assert isinstance(make_player("greedy", seed=1), GreedyMaterialPlayer)
+    # the three Xiangqi registries reject a second entry under a taken name
+    for registry, name in ((PLAYERS, "random"), (TOKENIZERS, "char"), (MODEL_BUILDERS, "gpt2")):
+        with pytest.raises(ValueError, match=f"'{name}' is already registered"):
+            registry.register(name, object)
     with pytest.raises(ValueError, match="strategy"):
         LMPlayerConfig("generate", "best")
 

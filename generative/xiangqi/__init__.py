@@ -1,12 +1,14 @@
 """A GPT that plays Chinese chess (Xiangqi) from game records, with legal-move decoding
-(methods.md section 7): rules, ICCS tokenizers, training with a length curriculum, Su's
-move scoring and constrained generation through `decoding`, matches and evaluation."""
+(docs/xiangqi.md): rules, ICCS tokenizers, training with a length curriculum, Su's move scoring
+and constrained generation through `decoding`, matches and evaluation. Tokenizers, model
+builders and baseline players are looked up by name in the registries ``TOKENIZERS``,
+``MODEL_BUILDERS`` and ``PLAYERS`` (`decoding.registry.Registry`)."""
 
 from .board import START_FEN, Board, iccs_to_move, move_to_iccs, perft, split_iccs
 from .constraint import LegalMovesLogitsProcessor, generate_move
 from .evaluation import EvaluationConfig, evaluate_xiangqi, load_xiangqi_model
 from .match import GameRecord, MatchConfig, play_game, play_match
-from .model import XiangqiModelArguments, build_model
+from .model import MODEL_BUILDERS, XiangqiModelArguments, build_model
 from .player import (
     PLAYERS,
     GreedyMaterialPlayer,
@@ -32,6 +34,7 @@ from .training import (
 )
 
 __all__ = [
+    "MODEL_BUILDERS",
     "PLAYERS",
     "START_FEN",
     "TOKENIZERS",

@@ -9,6 +9,7 @@ vocabulary (``keep_tokens``). ``bert_causal_lm`` does the same from any local BE
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -21,7 +22,9 @@ from transformers import (
     PreTrainedModel,
 )
 
-from .tokenizer import SPECIALS, XiangqiTokenizerBase
+from decoding.registry import Registry
+
+from .tokenizer import SPECIALS, TOKENIZERS, XiangqiTokenizerBase
 
 __all__ = [
     "XiangqiModelArguments",
@@ -31,6 +34,10 @@ __all__ = [
     "MODEL_BUILDERS",
     "minilm_path",
 ]
+
+# model_type -> builder ``(args, tokenizer) -> model``; a builder joins with
+# ``@MODEL_BUILDERS.register(name)`` (duplicates raise)
+MODEL_BUILDERS: Registry[Callable[..., PreTrainedModel]] = Registry("Xiangqi model type")
 
 # our special token -> the BERT token whose embedding row it inherits
 BERT_SPECIALS = dict(zip(SPECIALS, ["[PAD]", "[CLS]", "[SEP]", "[UNK]"]))
@@ -76,10 +83,10 @@ class XiangqiModelArguments:
     def __post_init__(self) -> None:
         if self.model_type not in MODEL_BUILDERS:
             raise ValueError(
-                f"model_type={self.model_type!r} is not one of {sorted(MODEL_BUILDERS)}"
+                f"model_type={self.model_type!r} is not one of {MODEL_BUILDERS.names()}"
             )
-        if self.tokenizer not in ("char", "move"):
-            raise ValueError(f"tokenizer={self.tokenizer!r} is not one of ['char', 'move']")
+        if self.tokenizer not in TOKENIZERS:
+            raise ValueError(f"tokenizer={self.tokenizer!r} is not one of {TOKENIZERS.names()}")
         for name in ("n_layer", "n_embd", "n_head", "n_positions"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {name}={getattr(self, name)}")
@@ -89,6 +96,7 @@ class XiangqiModelArguments:
             raise ValueError(f"dropout must be in [0, 1), got dropout={self.dropout}")
 
 
+@MODEL_BUILDERS.register("gpt2")
 def gpt2_lm(args: XiangqiModelArguments, tokenizer: XiangqiTokenizerBase) -> PreTrainedModel:
     """A GPT-2 causal LM from scratch with tied input/output embeddings."""
     config = GPT2Config(
@@ -107,6 +115,7 @@ def gpt2_lm(args: XiangqiModelArguments, tokenizer: XiangqiTokenizerBase) -> Pre
     return GPT2LMHeadModel(config)
 
 
+@MODEL_BUILDERS.register("bert")
 def bert_causal_lm(args: XiangqiModelArguments, tokenizer: XiangqiTokenizerBase) -> PreTrainedModel:
     """BERT with a causal mask (``is_decoder=True``) and an LM head tied to the embeddings,
     from a local checkpoint, keeping only the embedding rows of our symbols (Su's keep_tokens).
@@ -139,9 +148,6 @@ def bert_causal_lm(args: XiangqiModelArguments, tokenizer: XiangqiTokenizerBase)
         model.get_input_embeddings().weight.copy_(torch.stack(rows))
     model.tie_weights()
     return model
-
-
-MODEL_BUILDERS = {"gpt2": gpt2_lm, "bert": bert_causal_lm}
 
 
 def build_model(args: XiangqiModelArguments, tokenizer: XiangqiTokenizerBase) -> PreTrainedModel:

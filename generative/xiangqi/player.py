@@ -15,6 +15,7 @@ import torch
 from transformers import PreTrainedModel
 
 from decoding import DecodingConfig
+from decoding.registry import Registry
 
 from .board import PAWN, Board, move_to_iccs
 from .constraint import generate_move
@@ -30,9 +31,12 @@ __all__ = [
     "PIECE_VALUES",
     "material",
     "PLAYERS",
-    "register_player",
     "make_player",
 ]
+
+# name -> baseline player class, built as ``cls(seed=seed)`` by `make_player`; a class joins
+# with ``@PLAYERS.register(name)`` (duplicates raise)
+PLAYERS: Registry[type] = Registry("player")
 
 # conventional values (pawns count 2 once across the river); generals are not counted
 PIECE_VALUES = {1: 0.0, 2: 2.0, 3: 2.0, 4: 4.0, 5: 9.0, 6: 4.5, 7: 1.0}
@@ -147,6 +151,7 @@ class LMPlayer:
         )
 
 
+@PLAYERS.register("random")
 class RandomPlayer:
     """Uniformly random legal move."""
 
@@ -158,6 +163,7 @@ class RandomPlayer:
         return move_to_iccs(self.rng.choice(board.legal_moves()))
 
 
+@PLAYERS.register("greedy")
 class GreedyMaterialPlayer:
     """One-ply greedy: the move that maximises its own material balance afterwards (a mate
     wins outright); ties broken at random. It sees captures, not threats."""
@@ -179,27 +185,7 @@ class GreedyMaterialPlayer:
         return move_to_iccs(self.rng.choice(best))
 
 
-PLAYERS: dict[str, type] = {}
-
-
-def register_player(name: str):
-    """Decorator: add a baseline player class to `PLAYERS` under ``name`` (no duplicates)."""
-
-    def wrap(cls):
-        if name in PLAYERS:
-            raise ValueError(f"player {name!r} is already registered")
-        PLAYERS[name] = cls
-        return cls
-
-    return wrap
-
-
-register_player("random")(RandomPlayer)
-register_player("greedy")(GreedyMaterialPlayer)
-
-
 def make_player(name: str, seed: int = 0):
-    """A baseline player by name (``random``, ``greedy``)."""
-    if name not in PLAYERS:
-        raise ValueError(f"unknown player {name!r}; known: {sorted(PLAYERS)}")
+    """A baseline player by name (``random``, ``greedy``); an unknown name raises a ValueError
+    listing the known ones."""
     return PLAYERS[name](seed=seed)

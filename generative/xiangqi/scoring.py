@@ -129,5 +129,6 @@ def score_moves(
     history: list[str],
     candidates: list[str],
 ) -> torch.Tensor:
-    """``score_moves(history, candidates) -> (N,)`` log-prob sums (methods.md 7(d)), no cache reuse."""
+    """``score_moves(history, candidates) -> (N,)``: Su's sums of token log-probs (docs/xiangqi.md,
+    "Modules", ``scoring.py``), without reusing a cache."""
     return MoveScorer(model, tokenizer).score(history, candidates)

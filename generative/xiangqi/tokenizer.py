@@ -1,8 +1,8 @@
 """Transformers tokenizers for ICCS game strings: one token per character, or one per move.
 
 Both read a game as its concatenated ICCS string (``"h2e2h9g7..."``, whitespace ignored), put
-a dedicated ``[BOS]`` first (Su reused ``[PAD]`` as the start token; we do not, see methods.md
-section 7(d)) and add no end token, so a sequence is ``[BOS] m1 m2 ...``. Their vocabularies
+a dedicated ``[BOS]`` first (Su reused ``[PAD]`` as the start token; we do not, see
+docs/xiangqi.md, "Choices and caveats") and add no end token, so a sequence is ``[BOS] m1 m2 ...``. Their vocabularies
 are fixed by the rules, not learned, so ``save_pretrained`` / ``from_pretrained`` need no
 vocabulary file (one is still written for inspection).
 """
@@ -13,6 +13,8 @@ import json
 import os
 
 from transformers import PreTrainedTokenizer
+
+from decoding.registry import Registry
 
 from .board import (
     ADVISOR_MOVES,
@@ -35,6 +37,10 @@ __all__ = [
 ]
 
 SPECIALS = ["[PAD]", "[BOS]", "[EOS]", "[UNK]"]
+
+# kind -> tokenizer class (``"char"``, ``"move"``); a class joins with
+# ``@TOKENIZERS.register(kind)`` (duplicates raise)
+TOKENIZERS: Registry[type[XiangqiTokenizerBase]] = Registry("Xiangqi tokenizer")
 
 
 def geometric_moves() -> list[str]:
@@ -126,6 +132,7 @@ class XiangqiTokenizerBase(PreTrainedTokenizer):
         return (path,)
 
 
+@TOKENIZERS.register("char")
 class XiangqiCharTokenizer(XiangqiTokenizerBase):
     """One token per ICCS character: ``[PAD] [BOS] [EOS] [UNK]``, ``a``-``i``, ``0``-``9`` (23 ids)."""
 
@@ -136,6 +143,7 @@ class XiangqiCharTokenizer(XiangqiTokenizerBase):
         return list("abcdefghi0123456789")
 
 
+@TOKENIZERS.register("move")
 class XiangqiMoveTokenizer(XiangqiTokenizerBase):
     """One token per move: the specials plus the 2,086 geometrically possible moves."""
 
@@ -144,12 +152,6 @@ class XiangqiMoveTokenizer(XiangqiTokenizerBase):
     @classmethod
     def symbols(cls) -> list[str]:
         return geometric_moves()
-
-
-TOKENIZERS: dict[str, type[XiangqiTokenizerBase]] = {
-    "char": XiangqiCharTokenizer,
-    "move": XiangqiMoveTokenizer,
-}
 
 
 def load_xiangqi_tokenizer(path_or_kind: str) -> XiangqiTokenizerBase:
@@ -162,5 +164,5 @@ def load_xiangqi_tokenizer(path_or_kind: str) -> XiangqiTokenizerBase:
         if cls.__name__ in (cls_name, cls_name + "Tokenizer") or cls.__name__.startswith(cls_name):
             return cls.from_pretrained(path_or_kind)
     raise ValueError(
-        f"unknown tokenizer_class={cls_name!r} in {path_or_kind}; known kinds: {sorted(TOKENIZERS)}"
+        f"unknown tokenizer_class={cls_name!r} in {path_or_kind}; known kinds: {TOKENIZERS.names()}"
     )

@@ -1,6 +1,6 @@
 """Training the Xiangqi LM with HF ``Trainer`` and Su's length curriculum.
 
-The curriculum (methods.md section 7): the sequence length grows with the number of batches
+The curriculum (docs/xiangqi.md, "Training run"): the sequence length grows with the number of batches
 seen, 64 -> 128 -> 256 -> 512 tokens, and every game is truncated head-first (its first tokens
 are kept), so the model learns openings first. Su switched at 20k / 40k / 80k batches; the
 thresholds are arguments because our runs are far shorter. A `CurriculumCallback` sets the
