@@ -1,5 +1,6 @@
-"""The non-termination study (issue 4): train LSTM / GPT-2 LMs, vanilla and self-terminating,
-on SQuAD Wikipedia sentences and measure r_L, length, repetition and diversity per decoder.
+"""The non-termination study (docs/nontermination.md): train LSTM / GPT-2 LMs, vanilla and
+self-terminating, on SQuAD Wikipedia sentences and measure r_L, length, repetition and diversity
+per decoder.
 
     python scripts/nontermination_study.py --data_path PATH/squad/du_train.json          # full run
     python scripts/nontermination_study.py --data_path PATH/squad/du_train.json --quick  # ~1 min
@@ -19,7 +20,7 @@ from transformers import HfArgumentParser, set_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # studies/ is not installed
 
-from studies.nontermination.config import StudyConfig  # noqa: E402
+from studies.nontermination.config import NonterminationConfig  # noqa: E402
 from studies.nontermination.study import run_study  # noqa: E402
 
 
@@ -32,16 +33,16 @@ class ScriptArgs:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = HfArgumentParser((ScriptArgs, StudyConfig))
+    parser = HfArgumentParser((ScriptArgs, NonterminationConfig))
     script, cfg = parser.parse_args_into_dataclasses(args=argv)
     if script.quick:
-        defaults = StudyConfig()
+        defaults = NonterminationConfig()
         given = {
             f.name: getattr(cfg, f.name)
-            for f in fields(StudyConfig)
+            for f in fields(NonterminationConfig)
             if getattr(cfg, f.name) != getattr(defaults, f.name)
         }
-        cfg = StudyConfig.quick(**given)
+        cfg = NonterminationConfig.quick(**given)
     torch.set_num_threads(script.threads)
     set_seed(cfg.seed)
     result = run_study(cfg)

@@ -22,7 +22,7 @@ from transformers import HfArgumentParser, set_seed
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # studies/ is not installed
 
 from studies.regularization.study import (  # noqa: E402
-    StudyConfig,
+    RegularizationStudyConfig,
     run_study,
     summarize,
     write_report,
@@ -42,7 +42,9 @@ class ScriptArgs:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    script, cfg = HfArgumentParser((ScriptArgs, StudyConfig)).parse_args_into_dataclasses(args=argv)
+    script, cfg = HfArgumentParser(
+        (ScriptArgs, RegularizationStudyConfig)
+    ).parse_args_into_dataclasses(args=argv)
     if script.quick:
         cfg.seeds, cfg.max_steps, cfg.trec_n_train, cfg.sst2_pool = "0", 2, 16, 800
         cfg.eval_size, cfg.max_length = 16, 16

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from studies.nontermination.config import DECODERS, StudyConfig
-from studies.nontermination.corpus import load_corpus, split_sentences, tokenize
+from studies.nontermination.config import DECODERS, NonterminationConfig
+from studies.nontermination.corpus import load_corpus, split_into_sentences, tokenize
 from studies.nontermination.study import check_invariants, run_study
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 def test_split_and_tokenize():
     text = 'It rained. "Then" it stopped! Did it? yes.'
-    assert split_sentences(text) == ["It rained.", '"Then" it stopped!', "Did it? yes."]
+    assert split_into_sentences(text) == ["It rained.", '"Then" it stopped!', "Did it? yes."]
     assert tokenize("The Dog's ball, 1990.") == ["the", "dog's", "ball", ",", "1990", "."]
 
 
@@ -30,11 +30,11 @@ def test_split_and_tokenize():
 )
 def test_bad_config_raises(kwargs, field):
     with pytest.raises(ValueError, match=field):
-        StudyConfig(**kwargs)
+        NonterminationConfig(**kwargs)
 
 
 def test_check_invariants_flags_only_guaranteed_cases():
-    cfg = StudyConfig.quick()  # L = 80 > greedy bound 69 of eps = 1e-2
+    cfg = NonterminationConfig.quick()  # L = 80 > greedy bound 69 of eps = 1e-2
     row = {"model": "m", "prefixes": "heldout", "max_len": 80, "r_L": 0.5}
     rows = [
         {**row, "epsilon": 1e-2, "decoder": "greedy"},  # violation
@@ -49,9 +49,9 @@ def test_check_invariants_flags_only_guaranteed_cases():
 
 def test_missing_data_path_names_the_path_and_the_argument(tmp_path):
     with pytest.raises(FileNotFoundError, match="--data_path"):
-        load_corpus(StudyConfig.quick())  # no data path given
+        load_corpus(NonterminationConfig.quick())  # no data path given
     missing = tmp_path / "nowhere" / "du_train.json"
-    cfg = StudyConfig.quick(data_path=str(missing), output_dir=str(tmp_path / "out"))
+    cfg = NonterminationConfig.quick(data_path=str(missing), output_dir=str(tmp_path / "out"))
     with pytest.raises(FileNotFoundError, match="--data_path") as err:
         run_study(cfg)
     assert str(missing) in str(err.value)

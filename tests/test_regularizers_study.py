@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from studies.regularization.study import StudyConfig, check_data_dir, run_study
+from studies.regularization.study import (
+    METHODS,
+    RegularizationStudyConfig,
+    check_data_dir,
+    run_study,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,7 +21,9 @@ def test_missing_data_dir_names_the_path_and_the_argument(tmp_path):
     with pytest.raises(FileNotFoundError, match="--data_dir"):
         check_data_dir(None, ["trec"])
     with pytest.raises(FileNotFoundError, match="--data_dir") as err:
-        run_study(StudyConfig(data_dir=str(tmp_path), output_dir=str(tmp_path / "out")))
+        run_study(
+            RegularizationStudyConfig(data_dir=str(tmp_path), output_dir=str(tmp_path / "out"))
+        )
     assert str(tmp_path / "trec" / "train_5500.label") in str(err.value)
     assert not (tmp_path / "out").exists()  # checked before any output is written
     (tmp_path / "sst2").mkdir()
@@ -25,6 +32,12 @@ def test_missing_data_dir_names_the_path_and_the_argument(tmp_path):
     assert check_data_dir(str(tmp_path), ["sst2"]) == tmp_path
     with pytest.raises(FileNotFoundError, match="TREC_10.label|train_5500.label"):
         check_data_dir(str(tmp_path), ["sst2", "trec"])
+
+
+def test_methods_are_a_registry_and_unknown_methods_are_named():
+    assert list(METHODS)[:2] == ["baseline", "noise"] and METHODS["baseline"]() == []
+    with pytest.raises(ValueError, match="unknown method 'nope'; known: baseline, noise"):
+        RegularizationStudyConfig(trec_methods="baseline,nope")
 
 
 @pytest.mark.slow

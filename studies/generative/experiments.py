@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
+from decoding.registry import Registry
 from generative.data import dataset_array, load_digits_dataset, sample_toy, toy_dataset, toy_spec
 from generative.ot import batch_w1
 from generative.vae import VAEConfig, VAEModel, VAETrainer, VAETrainingArguments
@@ -35,7 +37,9 @@ __all__ = [
     "PARTS",
 ]
 
-PARTS = ("minibatch", "vae", "wgan_toy", "wgan_digits")
+# part name -> its runner ``run(cfg, recorder)``, in the order `run_experiments` runs them by
+# default (minibatch, vae, wgan_toy, wgan_digits); a runner joins with ``@PARTS.register(name)``
+PARTS: Registry[Callable[..., None]] = Registry("experiment part")
 OBJECTIVES = OBJECTIVE_ORDER
 
 
@@ -67,7 +71,9 @@ class ExperimentConfig:
     def __post_init__(self):
         for p in self.parts:
             if p not in PARTS:
-                raise ValueError(f"ExperimentConfig.parts: unknown part {p!r}; known: {PARTS}")
+                raise ValueError(
+                    f"ExperimentConfig.parts: unknown part {p!r}; known: {PARTS.names()}"
+                )
         for name in ("vae_steps", "toy_steps", "digits_steps", "track_every", "eval_samples"):
             if getattr(self, name) <= 0:
                 raise ValueError(
@@ -140,6 +146,7 @@ class _Recorder:
 
 
 # -- mini-batch finding ---------------------------------------------------------------------
+@PARTS.register("minibatch")
 def run_minibatch(cfg: ExperimentConfig, rec: _Recorder) -> None:
     data = {"digits": dataset_array(load_digits_dataset())}
     data["25gaussians"] = sample_toy("25gaussians", 4000, seed=cfg.seed)
@@ -189,6 +196,7 @@ def _latent_cover(mu: np.ndarray, sigma: np.ndarray, n: int = 4000, seed: int = 
     return float(inside.any(1).mean())
 
 
+@PARTS.register("vae")
 def run_vae(cfg: ExperimentConfig, rec: _Recorder) -> None:
     plt = pyplot()
     runs = {
@@ -289,6 +297,7 @@ def _summary(hist: list[dict]) -> dict:
     }
 
 
+@PARTS.register("wgan_toy")
 def run_wgan_toy(cfg: ExperimentConfig, rec: _Recorder) -> None:
     plt = pyplot()
     h = cfg.toy_hidden
@@ -351,6 +360,7 @@ def run_wgan_toy(cfg: ExperimentConfig, rec: _Recorder) -> None:
     rec.savefig(fig, "generative_wgan_toy_samples.png")
 
 
+@PARTS.register("wgan_digits")
 def run_wgan_digits(cfg: ExperimentConfig, rec: _Recorder) -> None:
     plt = pyplot()
     train, test = load_digits_dataset("train"), load_digits_dataset("test")
@@ -406,14 +416,6 @@ def run_wgan_digits(cfg: ExperimentConfig, rec: _Recorder) -> None:
     rec.savefig(fig, "generative_wgan_digits_samples.png")
 
 
-_RUNNERS = {
-    "minibatch": run_minibatch,
-    "vae": run_vae,
-    "wgan_toy": run_wgan_toy,
-    "wgan_digits": run_wgan_digits,
-}
-
-
 def run_experiments(cfg: ExperimentConfig) -> list[dict]:
     """Run the selected parts; returns all result rows (also appended to results.jsonl)."""
     torch.set_num_threads(1)
@@ -428,7 +430,7 @@ def run_experiments(cfg: ExperimentConfig) -> list[dict]:
     )
     for part in cfg.parts:
         t0, c0 = time.time(), time.process_time()
-        _RUNNERS[part](cfg, rec)
+        PARTS[part](cfg, rec)
         wall, cpu = round(time.time() - t0, 1), round(time.process_time() - c0, 1)
         rec.add({"part": "timing", "name": part, "seconds": wall, "cpu_seconds": cpu})
     (rec.out / "results.md").write_text(results_markdown(rec.rows))

@@ -1,37 +1,42 @@
 """Settings of the non-termination study (`studies.nontermination.study`): the special token ids
-of its word vocabulary, the registry of decoders it compares (``DECODERS``), and `StudyConfig`,
-the data path and the sizes of the data, the models, their training and the decoding (with a
-``quick`` variant for CI).
+of its word vocabulary, the registry of decoders it compares (``DECODERS``), and
+`NonterminationConfig`, the data path and the sizes of the data, the models, their training and
+the decoding (with a ``quick`` variant for CI).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["BOS", "DECODERS", "EOS", "PAD", "SPECIALS", "UNK", "StudyConfig"]
+from decoding.registry import Registry
+
+__all__ = ["BOS", "DECODERS", "EOS", "PAD", "SPECIALS", "UNK", "NonterminationConfig"]
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")
 
-# name -> DecodingConfig fields (registry; eos / cap filled in at decode time)
-DECODERS: dict[str, dict] = {
-    "greedy": {"strategy": "greedy"},
-    "beam-2": {"strategy": "beam", "num_beams": 2, "early_stopping": True},
-    "beam-4": {"strategy": "beam", "num_beams": 4, "early_stopping": True},
-    "ancestral": {"strategy": "sample"},
-    "top-k-2": {"strategy": "sample", "top_k": 2},
-    "top-k-4": {"strategy": "sample", "top_k": 4},
-    "nucleus-0.2": {"strategy": "sample", "top_p": 0.2},
-    "nucleus-0.4": {"strategy": "sample", "top_p": 0.4},
-    "c-top-k-2": {"strategy": "sample", "top_k": 2, "consistent": True},
-    "c-top-k-4": {"strategy": "sample", "top_k": 4, "consistent": True},
-    "c-nucleus-0.2": {"strategy": "sample", "top_p": 0.2, "consistent": True},
-    "c-nucleus-0.4": {"strategy": "sample", "top_p": 0.4, "consistent": True},
-}
+# name -> DecodingConfig fields (eos / cap filled in at decode time), in report order
+DECODERS: Registry[dict] = Registry(
+    "decoder",
+    {
+        "greedy": {"strategy": "greedy"},
+        "beam-2": {"strategy": "beam", "num_beams": 2, "early_stopping": True},
+        "beam-4": {"strategy": "beam", "num_beams": 4, "early_stopping": True},
+        "ancestral": {"strategy": "sample"},
+        "top-k-2": {"strategy": "sample", "top_k": 2},
+        "top-k-4": {"strategy": "sample", "top_k": 4},
+        "nucleus-0.2": {"strategy": "sample", "top_p": 0.2},
+        "nucleus-0.4": {"strategy": "sample", "top_p": 0.4},
+        "c-top-k-2": {"strategy": "sample", "top_k": 2, "consistent": True},
+        "c-top-k-4": {"strategy": "sample", "top_k": 4, "consistent": True},
+        "c-nucleus-0.2": {"strategy": "sample", "top_p": 0.2, "consistent": True},
+        "c-nucleus-0.4": {"strategy": "sample", "top_p": 0.4, "consistent": True},
+    },
+)
 
 
 @dataclass
-class StudyConfig:
+class NonterminationConfig:
     """Sizes of the study. The defaults are the "full" run (about 20 minutes on one thread)."""
 
     data_path: str | None = field(
@@ -80,7 +85,7 @@ class StudyConfig:
     def __post_init__(self) -> None:
         for name in (*self.decoders, *self.random_prefix_decoders):
             if name not in DECODERS:
-                raise ValueError(f"decoder {name!r} unknown; known: {sorted(DECODERS)}")
+                raise ValueError(f"decoder {name!r} unknown; known: {DECODERS.names()}")
         for arch in self.architectures:
             if arch not in ("lstm", "gpt2"):
                 raise ValueError(f"architectures: {arch!r} is not 'lstm' or 'gpt2'")
@@ -97,7 +102,7 @@ class StudyConfig:
             )
 
     @classmethod
-    def quick(cls, **overrides) -> StudyConfig:
+    def quick(cls, **overrides) -> NonterminationConfig:
         """Tiny models and few prefixes (about a minute): for CI and smoke runs. L = 80 is
         above the greedy bound ceil(ln 0.5 / ln 0.99) = 69 of the eps = 1e-2 ST model."""
         sizes = dict(

@@ -15,15 +15,22 @@ from pathlib import Path
 
 import torch
 
-from .config import BOS, EOS, PAD, SPECIALS, UNK, StudyConfig
+from .config import BOS, EOS, PAD, SPECIALS, UNK, NonterminationConfig
 
-__all__ = ["Vocab", "check_data_path", "load_corpus", "pad_batch", "split_sentences", "tokenize"]
+__all__ = [
+    "Vocab",
+    "check_data_path",
+    "load_corpus",
+    "pad_batch",
+    "split_into_sentences",
+    "tokenize",
+]
 
 _SENT_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
 _TOKEN_RE = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?|[^\sa-z0-9]")
 
 
-def split_sentences(text: str) -> list[str]:
+def split_into_sentences(text: str) -> list[str]:
     """Split a paragraph after ``.``, ``!`` or ``?`` followed by whitespace and a capital
     letter / quote / parenthesis (simple; abbreviations like "U.S. Army" may split)."""
     return [s.strip() for s in _SENT_RE.split(text) if s.strip()]
@@ -69,7 +76,7 @@ def check_data_path(data_path: str | None) -> Path:
     return path
 
 
-def load_corpus(cfg: StudyConfig) -> tuple[Vocab, dict[str, list[list[int]]]]:
+def load_corpus(cfg: NonterminationConfig) -> tuple[Vocab, dict[str, list[list[int]]]]:
     """Read, split (by article), tokenise and encode; returns the vocab and id lists."""
     articles = json.loads(check_data_path(cfg.data_path).read_text())["data"]
     rng = random.Random(cfg.seed)
@@ -80,7 +87,7 @@ def load_corpus(cfg: StudyConfig) -> tuple[Vocab, dict[str, list[list[int]]]]:
     for rank, a in enumerate(order):
         pool = pools["heldout" if rank < n_held else "train"]
         for p in articles[a]["paragraphs"]:
-            for s in split_sentences(p["context"]):
+            for s in split_into_sentences(p["context"]):
                 words = tokenize(s)
                 if cfg.context_length < len(words) <= cfg.max_sentence_tokens:
                     pool.append(words)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import StudyConfig
+from .config import NonterminationConfig
 
 __all__ = ["format_tables", "plot_rl"]
 
@@ -22,7 +22,7 @@ def _matrix(rows: list[dict], models: list[str], pset: str, key: str, fmt: str) 
     return lines
 
 
-def format_tables(rows: list[dict], models: dict, cfg: StudyConfig) -> str:
+def format_tables(rows: list[dict], models: dict, cfg: NonterminationConfig) -> str:
     """Markdown: perplexities, then one decoder x model matrix per metric."""
     names = list(models)
     lines = ["| model | test ppl | valid ppl | train s | decode s |", "|---|---|---|---|---|"]

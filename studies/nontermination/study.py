@@ -30,7 +30,7 @@ from decoding.config import DecodingConfig
 from decoding.decode import decode
 from decoding.self_terminating import greedy_stop_bound
 
-from .config import BOS, DECODERS, EOS, PAD, SPECIALS, StudyConfig
+from .config import BOS, DECODERS, EOS, PAD, SPECIALS, NonterminationConfig
 from .corpus import check_data_path, load_corpus
 from .lm import LMStepModel
 from .report import format_tables, plot_rl
@@ -47,7 +47,7 @@ __all__ = [
 
 # ----------------------------------------------------------------------------- decoding
 def make_prefixes(
-    test: list[list[int]], vocab_size: int, cfg: StudyConfig
+    test: list[list[int]], vocab_size: int, cfg: NonterminationConfig
 ) -> dict[str, torch.Tensor]:
     """``(N, 1 + k)`` prefixes: ``<bos>`` + the first k words of held-out test sentences, and
     ``<bos>`` + k uniformly random non-special tokens (the paper's random prefixes)."""
@@ -60,7 +60,7 @@ def make_prefixes(
 
 
 def decode_continuations(
-    model: torch.nn.Module, prefixes: torch.Tensor, decoder: str, cfg: StudyConfig
+    model: torch.nn.Module, prefixes: torch.Tensor, decoder: str, cfg: NonterminationConfig
 ):
     """Continuations (prompt removed) of one decoder through `decoding.decode`."""
     dcfg = DecodingConfig(
@@ -87,7 +87,7 @@ def continuation_stats(cont: torch.Tensor, cap: int) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------- the study
-def run_study(cfg: StudyConfig, log=print) -> dict:
+def run_study(cfg: NonterminationConfig, log=print) -> dict:
     """Train every (architecture, epsilon) model, decode, and write ``results.jsonl``,
     ``summary.json``, ``tables.md`` and ``nontermination.png`` under ``cfg.output_dir``."""
     check_data_path(cfg.data_path)  # before any output: a missing file names --data_path
@@ -160,7 +160,7 @@ def run_study(cfg: StudyConfig, log=print) -> dict:
     return {"rows": rows, **summary}
 
 
-def check_invariants(rows: list[dict], cfg: StudyConfig) -> list[str]:
+def check_invariants(rows: list[dict], cfg: NonterminationConfig) -> list[str]:
     """Checks that hold for ANY weights; returns the violations (empty when all hold).
 
     For an ST model with ``greedy_stop_bound(eps) <= L``:

@@ -11,7 +11,7 @@ import random
 
 import torch
 
-from .config import EOS, PAD, StudyConfig
+from .config import EOS, PAD, NonterminationConfig
 from .corpus import _length_batches, pad_batch
 from .lm import GPT2LanguageModel, LSTMLanguageModel, LSTMLMConfig, lm_nll
 
@@ -23,7 +23,7 @@ def model_name(arch: str, epsilon: float | None) -> str:
 
 
 def build_model(
-    arch: str, epsilon: float | None, vocab_size: int, cfg: StudyConfig
+    arch: str, epsilon: float | None, vocab_size: int, cfg: NonterminationConfig
 ) -> torch.nn.Module:
     """A freshly initialised (seeded) LSTM or GPT-2 LM; ST when ``epsilon`` is set."""
     torch.manual_seed(cfg.seed)
@@ -57,7 +57,9 @@ def _labels(ids: torch.Tensor) -> torch.Tensor:
     return ids.masked_fill(ids == PAD, -100)
 
 
-def train_lstm(model: LSTMLanguageModel, train: list[list[int]], cfg: StudyConfig) -> list[float]:
+def train_lstm(
+    model: LSTMLanguageModel, train: list[list[int]], cfg: NonterminationConfig
+) -> list[float]:
     """Plain loop (reference recipe): Adam, NLL on every next token, grad-norm clip 1.0,
     length-bucketed batches. Returns the loss of every 50th step."""
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lstm_lr)
@@ -84,7 +86,7 @@ def _collate(features: list[dict]) -> dict[str, torch.Tensor]:
 
 
 def train_gpt2(
-    model: GPT2LanguageModel, train: list[list[int]], cfg: StudyConfig, out_dir: str
+    model: GPT2LanguageModel, train: list[list[int]], cfg: NonterminationConfig, out_dir: str
 ) -> list[float]:
     """HF ``Trainer``: AdamW, linear schedule with 5% warm-up, weight decay 0.01, clip 1.0,
     length-grouped batches. Returns the logged training losses."""

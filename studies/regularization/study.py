@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from datasets import Dataset
 
+from decoding.registry import Registry
 from regularizers.adversarial import FGM, PGD
 from regularizers.base import Regularizer
 from regularizers.clipping import GradientClipping
@@ -35,7 +36,7 @@ from regularizers.vat import VAT
 from regularizers.weissi import WEISSI
 
 __all__ = [
-    "StudyConfig",
+    "RegularizationStudyConfig",
     "METHODS",
     "check_data_dir",
     "run_study",
@@ -47,22 +48,25 @@ __all__ = [
 
 # name -> factory of the regularizer list (the hyper-parameters are Su's where he gives them,
 # otherwise untuned first guesses; stated in docs/regularization.md).
-METHODS: dict[str, Callable[[], list[Regularizer]]] = {
-    "baseline": lambda: [],
-    "noise": lambda: [GaussianNoise(sigma=0.01)],
-    "gp": lambda: [EmbeddingGradientPenalty(epsilon=1.0)],
-    "rp_gp": lambda: [RandomProjectionGradientPenalty(epsilon=0.01)],
-    "fgm": lambda: [FGM(epsilon=0.5, scope="matrix")],
-    "fgm_output": lambda: [FGM(epsilon=1.0, scope="output")],
-    "pgd": lambda: [PGD(epsilon=1.0, alpha=0.3, steps=3)],
-    "vat": lambda: [VAT(epsilon=1.0, xi=10.0, iters=1)],
-    "weissi": lambda: [WEISSI(lambda1=1e-2, lambda2=1e-5)],
-    "clip_soft": lambda: [GradientClipping(mode="soft", gamma=1.0)],
-}
+METHODS: Registry[Callable[[], list[Regularizer]]] = Registry(
+    "regularization method",
+    {
+        "baseline": lambda: [],
+        "noise": lambda: [GaussianNoise(sigma=0.01)],
+        "gp": lambda: [EmbeddingGradientPenalty(epsilon=1.0)],
+        "rp_gp": lambda: [RandomProjectionGradientPenalty(epsilon=0.01)],
+        "fgm": lambda: [FGM(epsilon=0.5, scope="matrix")],
+        "fgm_output": lambda: [FGM(epsilon=1.0, scope="output")],
+        "pgd": lambda: [PGD(epsilon=1.0, alpha=0.3, steps=3)],
+        "vat": lambda: [VAT(epsilon=1.0, xi=10.0, iters=1)],
+        "weissi": lambda: [WEISSI(lambda1=1e-2, lambda2=1e-5)],
+        "clip_soft": lambda: [GradientClipping(mode="soft", gamma=1.0)],
+    },
+)
 
 
 @dataclass
-class StudyConfig:
+class RegularizationStudyConfig:
     """Sizes of the study (defaults: the full run reported in docs/regularization.md)."""
 
     data_dir: str | None = field(
@@ -200,7 +204,9 @@ def _tokenize(
     return Dataset.from_dict(data)
 
 
-def _task_data(cfg: StudyConfig, task: str, seed: int, tokenizer: Any) -> dict[str, Any]:
+def _task_data(
+    cfg: RegularizationStudyConfig, task: str, seed: int, tokenizer: Any
+) -> dict[str, Any]:
     rng = random.Random(1000 + seed)  # the labelled subset changes with the seed too
     if task == "trec":
         train, test = load_trec(cfg.data_dir)
@@ -230,7 +236,12 @@ def _task_data(cfg: StudyConfig, task: str, seed: int, tokenizer: Any) -> dict[s
 
 
 def run_one(
-    cfg: StudyConfig, task: str, method: str, seed: int, data: dict[str, Any], tokenizer: Any
+    cfg: RegularizationStudyConfig,
+    task: str,
+    method: str,
+    seed: int,
+    data: dict[str, Any],
+    tokenizer: Any,
 ) -> dict[str, Any]:
     """Fine-tune once and return {task, method, seed, accuracy, seconds, n_train, steps}."""
     from transformers import BertForSequenceClassification, DataCollatorWithPadding, set_seed
@@ -288,7 +299,7 @@ def run_one(
     }
 
 
-def run_study(cfg: StudyConfig) -> list[dict[str, Any]]:
+def run_study(cfg: RegularizationStudyConfig) -> list[dict[str, Any]]:
     """Run every (task, seed, method), appending each result to ``output_dir/results.jsonl``."""
     from transformers import AutoTokenizer
 
