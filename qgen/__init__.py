@@ -7,13 +7,15 @@ classes (model type ``"qgen-unilm"``) and the ``"qa-generation"`` pipeline task.
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .data import TASKS, QGenDataError, UniLMCollator, build_features, load_squad, split_passage
+from .data import TASKS, UniLMCollator, build_features, split_passage
 from .fast_decoding import UniLMStepModel
-from .generation import PRESETS, QAGenerator
+from .generation import QAGenerator
 from .generation_config import QAGenerationConfig
 from .modeling import UniLMConfig, UniLMForQAGeneration, UniLMOutput
 from .pipeline import TASK, QAGenerationPipeline, ShippedModelDefault
+from .presets import PRESETS
 from .pretrained import QGenModelError, default_model_path
+from .squad import QGenDataError, load_squad
 
 __all__ = [
     "PRESETS",

@@ -1,6 +1,6 @@
 """Data for the UniLM question generator: assemble source/target per task, cut long passages into
 windows, and pad batches. Loading SQuAD-format data (`load_squad`, `QGenDataError`) is in
-`qgen.squad` and re-exported here.
+`qgen.squad`.
 
 One model, three tasks (``TASKS``); ``|`` separates the source (segment 0) from the target
 (segment 1), and ``[CLS]`` / ``[SEP]`` are whatever the tokenizer uses (``<s>`` / ``</s>`` for
@@ -23,22 +23,16 @@ import datasets
 import torch
 
 from .modeling import packed_position_ids
-from .squad import (  # re-exported: importable from here before the split
-    COLUMNS,  # noqa: F401
-    QGenDataError,
-    load_squad,
-)
+from .squad import QGenDataError
 
 __all__ = [
     "TASKS",
-    "QGenDataError",
-    "load_squad",
     "build_features",
     "pack_features",
     "encode_source",
     "passage_windows",
     "split_passage",
-    "split_sentences",
+    "sentence_spans",
     "answer_sentence_span",
     "special_token_ids",
     "check_passage",
@@ -54,7 +48,7 @@ TASKS = ("qag", "qg", "sentence-qg")
 _SENTENCE_END = re.compile(r"(?:[.!?](?=[\"'”’)\]]*\s)|[。！？；]|\n)[\"'”’)\]]*\s*")
 
 
-def split_sentences(text: str) -> list[tuple[int, int]]:
+def sentence_spans(text: str) -> list[tuple[int, int]]:
     """Character spans ``(start, end)`` of the sentences of ``text`` (English and Chinese
     punctuation, and newlines). The spans cover the text without gaps."""
     spans, start = [], 0
@@ -69,7 +63,7 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
 
 def answer_sentence_span(context: str, answer_start: int, answer_end: int) -> tuple[int, int]:
     """The span of the sentence(s) that hold ``context[answer_start:answer_end]``, stripped."""
-    spans = split_sentences(context)
+    spans = sentence_spans(context)
     first = next((s for s in spans if s[0] <= answer_start < s[1]), spans[0])
     last = next((s for s in spans if s[0] < max(answer_end, answer_start + 1) <= s[1]), first)
     start, end = first[0], max(first[1], last[1])

@@ -26,6 +26,9 @@ from typing import Any
 import datasets
 import evaluate
 
+from decoding import metrics as decoding_metrics
+from decoding.registry import Registry
+
 __all__ = [
     "tokenize_for_eval",
     "compute_qg_metrics",
@@ -38,13 +41,17 @@ __all__ = [
     "evaluate_model",
 ]
 
-TOKENIZE_MODES = ("word", "char")
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-# PTB-like word tokens: "don't" -> "do n't", "Paris's" -> "paris 's", punctuation split off.
-_WORD_RE = re.compile(r"\w+(?=n't)|n't|'\w+|\w+|[^\w\s]")
-# character level for CJK (each CJK character is a token); Latin words and numbers stay whole.
-_CHAR_RE = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
-_TOKENIZERS = {"word": _WORD_RE, "char": _CHAR_RE}
+# tokenize mode -> the pattern of its tokens, found in the lower-cased text
+TOKENIZE_MODES: Registry[re.Pattern[str]] = Registry(
+    "tokenize mode",
+    {
+        # PTB-like word tokens: "don't" -> "do n't", "Paris's" -> "paris 's", punctuation split off.
+        "word": re.compile(r"\w+(?=n't)|n't|'\w+|\w+|[^\w\s]"),
+        # character level for CJK (each CJK character is a token); Latin words and numbers whole.
+        "char": re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]"),
+    },
+)
 
 
 def tokenize_for_eval(text: str, tokenize: str = "word") -> str:
@@ -54,9 +61,9 @@ def tokenize_for_eval(text: str, tokenize: str = "word") -> str:
         text: a question (or any string).
         tokenize: ``"word"`` (PTB-like, English) or ``"char"`` (CJK characters one by one).
     """
-    if tokenize not in _TOKENIZERS:
-        raise ValueError(f"tokenize={tokenize!r} is not one of {TOKENIZE_MODES}")
-    return " ".join(_TOKENIZERS[tokenize].findall(text.lower()))
+    if tokenize not in TOKENIZE_MODES:
+        raise ValueError(f"tokenize={tokenize!r} is not one of {tuple(TOKENIZE_MODES)}")
+    return " ".join(TOKENIZE_MODES[tokenize].findall(text.lower()))
 
 
 def _require_coco():
@@ -235,14 +242,15 @@ def gold_answer_match(
 
 
 def distinct_n(texts: Sequence[str], n: int, tokenize: str = "word") -> float:
-    """Distinct-n: unique n-grams / all n-grams over ``texts`` (0 when there are none)."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    grams = []
-    for text in texts:
-        toks = tokenize_for_eval(text, tokenize).split()
-        grams.extend(tuple(toks[i : i + n]) for i in range(len(toks) - n + 1))
-    return len(set(grams)) / len(grams) if grams else 0.0
+    """Distinct-n of texts: `decoding.metrics.distinct_n` (unique n-grams / all n-grams, over
+    all texts; 0 when there are none) on their tokens (:func:`tokenize_for_eval`), each distinct
+    token mapped to one id."""
+    ids: dict[str, int] = {}
+    rows = [
+        [ids.setdefault(tok, len(ids)) for tok in tokenize_for_eval(text, tokenize).split()]
+        for text in texts
+    ]
+    return decoding_metrics.distinct_n(rows, n)
 
 
 def diversity(
@@ -349,10 +357,11 @@ def evaluate_model(
     """
     import time
 
-    from qgen.data import TASKS, load_squad
+    from qgen.data import TASKS
     from qgen.generation import QAGenerator
     from qgen.generation_config import generator_kwargs
     from qgen.pretrained import load_model
+    from qgen.squad import load_squad
 
     if task not in TASKS:
         raise ValueError(f"task={task!r} is not one of {TASKS}")

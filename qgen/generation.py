@@ -10,9 +10,9 @@ text, duplicates merged, and the first ``num_pairs`` distinct ones go on to the 
 Passages longer than the source budget are split into overlapping windows. Both stages run
 through `decoding.decode` with the cached `UniLMStepModel`.
 
-Su's two published settings are in ``PRESETS``: ``"su-2020-07"`` (the post's examples: top-k 5
-sampling, beam 5) and ``"su-2020-11"`` (the script from Nov 2020 on: top-p 0.95, greedy). The
-default is top-p 0.95 (consistent) + beam 5.
+Su's two published settings are in `qgen.presets.PRESETS`: ``"su-2020-07"`` (the post's
+examples: top-k 5 sampling, beam 5) and ``"su-2020-11"`` (the script from Nov 2020 on: top-p
+0.95, greedy). The default is top-p 0.95 (consistent) + beam 5.
 """
 
 from __future__ import annotations
@@ -36,23 +36,10 @@ from .answer_location import (
 from .data import check_passages, encode_source, passage_windows, special_token_ids
 from .fast_decoding import PrefilledStepModel, UniLMState, UniLMStepModel
 from .generation_config import QAGenerationConfig, generator_kwargs
-from .presets import (
-    MAX_TARGET_TOKENS,  # noqa: F401  (re-exported)
-    PRESETS,
-    default_answer_config,
-    default_question_config,
-)
+from .presets import PRESETS, default_answer_config, default_question_config
 from .pretrained import load_model
 
-__all__ = [
-    "PRESETS",
-    "QAGenerator",
-    "default_answer_config",
-    "default_question_config",
-    "join_cjk",
-    "locate_answer",
-    "merge_pairs",
-]
+__all__ = ["QAGenerator"]
 
 
 # ----------------------------------------------------------------- decoding plumbing

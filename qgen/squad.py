@@ -2,7 +2,7 @@
 JSON-lines file, a JSON list of flat records, or a `datasets.Dataset`, read into one flat row per
 question (``id, title, context, question, answers``). Answer starts that miss the answer are
 recomputed; bad input raises `QGenDataError` naming the file, line (or JSON path) and field.
-`qgen.data` re-exports these names.
+`qgen.data` builds the model's features from these rows.
 """
 
 from __future__ import annotations

@@ -17,11 +17,12 @@ import torch
 from transformers import AutoTokenizer
 from transformers.trainer_utils import get_last_checkpoint
 
-from qgen.data import TASKS, UniLMCollator, build_features, load_squad
+from qgen.data import TASKS, UniLMCollator, build_features
 from qgen.modeling import UniLMForQAGeneration
-from qgen.squad import drop_long_answers
+from qgen.squad import drop_long_answers, load_squad
 
-# issue 5: the QG script takes the regularizer options (--fgm_epsilon, --clip_mode, ...)
+# the QG script takes the regularizer options (--fgm_epsilon, --clip_mode, ...; docs/qgen.md,
+# "Training", and docs/regularization.md, "Use")
 from regularizers import RegularizedTrainer as _Trainer
 from regularizers import RegularizedTrainingArguments as _TrainingArguments
 

@@ -20,8 +20,9 @@ from importlib.resources import files
 import torch
 from transformers import AutoTokenizer, set_seed
 
-from qgen.generation import QAGenerator, default_answer_config, default_question_config
+from qgen.generation import QAGenerator
 from qgen.modeling import UniLMForQAGeneration
+from qgen.presets import default_answer_config, default_question_config
 from qgen.training import DataArguments, ModelArguments, QGTrainingArguments, train
 
 

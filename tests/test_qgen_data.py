@@ -9,16 +9,15 @@ import torch
 
 from qgen.data import (
     TASKS,
-    QGenDataError,
     UniLMCollator,
     answer_sentence_span,
     build_features,
     encode_source,
-    load_squad,
+    sentence_spans,
     special_token_ids,
     split_passage,
-    split_sentences,
 )
+from qgen.squad import QGenDataError, load_squad
 from qgen.testing import (
     tiny_chinese_tokenizer,
     tiny_sentencepiece_tokenizer,
@@ -154,14 +153,14 @@ def test_load_squad_missing_file_and_columns(tmp_path):
 # ----------------------------------------------------------------------------- text helpers
 
 
-def test_split_sentences_english_and_chinese():
-    spans = split_sentences(EN_CONTEXT)
+def test_sentence_spans_english_and_chinese():
+    spans = sentence_spans(EN_CONTEXT)
     assert [EN_CONTEXT[s:e].strip() for s, e in spans] == [
         "The cat sat on the mat.",
         "Paris is the capital of France!",
         "What a city.",
     ]
-    zh = [ZH_CONTEXT[s:e] for s, e in split_sentences(ZH_CONTEXT)]
+    zh = [ZH_CONTEXT[s:e] for s, e in sentence_spans(ZH_CONTEXT)]
     assert zh == ["世界第二高山峰叫什么名字？", "世界第二高山峰是乔戈里峰，位于中国境内。"]
 
 

@@ -6,16 +6,9 @@ import pytest
 import torch
 
 from decoding import DecodingConfig
-from qgen.answer_location import _locate_tokens, _whole_words
-from qgen.generation import (
-    PRESETS,
-    QAGenerator,
-    default_answer_config,
-    default_question_config,
-    join_cjk,
-    locate_answer,
-    merge_pairs,
-)
+from qgen.answer_location import _locate_tokens, _whole_words, join_cjk, locate_answer, merge_pairs
+from qgen.generation import QAGenerator
+from qgen.presets import PRESETS, default_answer_config, default_question_config
 from qgen.testing import (
     tiny_chinese_tokenizer,
     tiny_sentencepiece_tokenizer,
