@@ -232,7 +232,8 @@ def _time_training(model, collate, batches, bf16: bool) -> float:
 def bench_train_throughput(squad_file: str, paragraphs: int, question_batch: int) -> None:
     import datasets
 
-    from qgen.data import UniLMCollator, build_features, load_squad
+    from qgen.data import UniLMCollator, build_features
+    from qgen.squad import load_squad
     from qgen.training import cpu_has_native_bf16
 
     tokenizer = _minilm_tokenizer()

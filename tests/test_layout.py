@@ -59,6 +59,7 @@ QGEN_INFERENCE = (
     "qgen.generation_config",
     "qgen.pretrained",
     "qgen.cli",
+    "qgen.corpus",
     "qgen.__main__",  # `python -m qgen`: the command line
     "qgen.data",
     "qgen.squad",

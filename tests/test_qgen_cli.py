@@ -8,7 +8,7 @@ import torch
 from transformers import BertConfig, BertModel
 
 from qgen.cli import build_parser, main
-from qgen.cli.inputs import read_passages
+from qgen.corpus import iter_passages
 from qgen.generation import QAGenerator
 from qgen.testing import tiny_unilm_model, tiny_wordpiece_tokenizer
 
@@ -97,7 +97,7 @@ def test_read_passages_formats(tmp_path, kind):
         path = tmp_path / "p.json"
         path.write_text(json.dumps([PASSAGES[0], {"text": PASSAGES[1], "id": 7}]))
         expected_ids = ["p-0", "7"]
-    passages = read_passages(str(path))
+    passages = list(iter_passages(str(path)))
     assert [p.id for p in passages] == expected_ids
     assert [p.context for p in passages] == PASSAGES[:2]
 
@@ -124,7 +124,8 @@ def test_read_passages_formats(tmp_path, kind):
         ),
         ("bad.json", '{"data": [{"title": "x"}]}', "bad.json: data[0]: missing field 'paragraphs'"),
         ("bad.json", "[1, 2", "bad.json: line 1: malformed JSON"),
-        ("bad.csv", "a,b\n", "unknown input type '.csv'"),
+        ("bad.xml", "<a/>", "unknown input type '.xml'"),
+        ("bad.csv", "context,id\nok.,1\n,2\n", "bad.csv: line 3: missing field 'context'"),
         ("empty.txt", "\n\n", "empty.txt: no passages found"),
     ],
 )

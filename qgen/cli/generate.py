@@ -9,8 +9,8 @@ import os
 import sys
 import time
 
+from ..corpus import Passage, count_passages, iter_passages
 from ..generation_config import generator_kwargs
-from .inputs import Passage, read_passages
 from .options import (
     CLIError,
     add_decoding_arguments,
@@ -18,6 +18,7 @@ from .options import (
     configs_from_arguments,
     resolve_model_dir,
 )
+from .output import JournaledOutput, journal_path, read_journal
 
 __all__ = ["add_arguments", "report", "run"]
 
@@ -29,8 +30,9 @@ def add_arguments(gen: argparse.ArgumentParser) -> None:
         help="a trained qgen model directory (default: the English model shipped with qgen)",
     )  # fmt: skip
     gen.add_argument(
-        "--input", required=True, help="passages: .txt (one per line), .jsonl or .json"
-    )
+        "--input", required=True,
+        help="passages: .txt (one per line), .jsonl, .json (SQuAD), .parquet or .csv",
+    )  # fmt: skip
     gen.add_argument(
         "--output", default=None,
         help="JSON-lines output (SQuAD schema); without it the pairs are printed for reading",
@@ -73,20 +75,6 @@ def _records(passage: Passage, pairs: list[dict]) -> list[dict]:
     ]
 
 
-def _check_output(path: str | None, overwrite: bool, append: bool) -> None:
-    if overwrite and append:
-        raise CLIError("--overwrite and --append exclude each other")
-    if path is None:
-        return
-    if os.path.exists(path) and not (overwrite or append):
-        raise CLIError(
-            f"{path}: output exists; pass --overwrite to replace it or --append to add to it"
-        )
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise CLIError(f"{path}: output directory {parent} does not exist")
-
-
 def _print_pairs(passage: Passage, pairs: list[dict], number: int) -> None:
     head = passage.context if len(passage.context) <= 100 else passage.context[:97] + "..."
     print(f"[{number}] {head}")
@@ -98,14 +86,27 @@ def _print_pairs(passage: Passage, pairs: list[dict], number: int) -> None:
     print()
 
 
-def run(args: argparse.Namespace) -> dict:
-    """Run ``qgen generate``; returns the summary. Every input is checked before the model
-    loads."""
-    passages = read_passages(args.input)
-    _check_output(args.output, args.overwrite, args.append)
-    model_dir = resolve_model_dir(args.model)
-    check_positive(args, "num_pairs", "batch_size", "max_source_length")
+def _process_group() -> tuple[int, int, int]:
+    """``(rank, world size, local rank)`` as torchrun and accelerate launch set them."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    return rank, world, int(os.environ.get("LOCAL_RANK", str(rank)))
 
+
+def _batches(source: str, batch_size: int):
+    """``(index, passages)`` for consecutive batches of the input, read as a stream."""
+    batch: list[Passage] = []
+    index = 0
+    for passage in iter_passages(source):
+        batch.append(passage)
+        if len(batch) == batch_size:
+            yield index, batch
+            batch, index = [], index + 1
+    if batch:
+        yield index, batch
+
+
+def _settings(args: argparse.Namespace, model_dir: str) -> dict:
     try:
         settings = generator_kwargs(model_dir)
         base = (settings["answer_config"], settings["question_config"])
@@ -118,54 +119,171 @@ def run(args: argparse.Namespace) -> dict:
         settings["num_pairs"] = args.num_pairs
     if args.max_source_length is not None:
         settings["max_source_length"] = args.max_source_length
+    return settings
 
+
+def _fingerprint(args: argparse.Namespace, model_dir: str, settings: dict, world: int) -> dict:
+    """What makes a rerun the same command (so that it may resume the output)."""
+    from ..generation_config import QAGenerationConfig
+
+    stat = os.stat(args.input)
+    config = QAGenerationConfig(
+        answer=settings["answer_config"], question=settings["question_config"],
+        **{k: v for k, v in settings.items() if k not in ("answer_config", "question_config")},
+    )  # fmt: skip
+    return {
+        "input": os.path.abspath(args.input), "input_bytes": stat.st_size,
+        "input_mtime_ns": stat.st_mtime_ns, "model": os.path.abspath(model_dir),
+        "seed": args.seed, "batch_size": args.batch_size, "processes": world,
+        "keep_non_span_answers": args.keep_non_span_answers, "settings": config.to_dict(),
+    }  # fmt: skip
+
+
+def _shard(output: str, rank: int, world: int) -> str:
+    return f"{output}.rank{rank}-of-{world}"
+
+
+def _merge_shards(output: str, world: int, fingerprint: dict, n_batches: int) -> None:
+    """Rank 0, after its own shard: wait for the other processes' shards, then write the
+    output in corpus order (batch ``b`` is in shard ``b % world``) and remove the shards."""
+    shards = [_shard(output, r, world) for r in range(world)]
+    waited = False
+    while True:
+        journals = [read_journal(s) for s in shards]
+        if all(j is not None and j.complete for j in journals):
+            break
+        if not waited:
+            print("qgen generate: waiting for the other processes' shards", file=sys.stderr)
+            waited = True
+        time.sleep(1.0)
+    merged = JournaledOutput(output, fingerprint, overwrite=True, append=False)
+    for b in range(n_batches):
+        entry = journals[b % world].batches[b]
+        with open(shards[b % world], "rb") as f:
+            f.seek(entry["start"])
+            lines = f.read(entry["end"] - entry["start"]).decode("utf-8").splitlines()
+        records = [json.loads(line) for line in lines]
+        merged.write_batch(b, records, entry["passages"], entry["empty"])
+    merged.finish()
+    for s in shards:
+        for path in (s, journal_path(s)):
+            os.remove(path)
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Run ``qgen generate``; returns the summary. The input (read once, as a stream), the
+    output and the options are checked before the model loads.
+
+    Under ``torchrun --nproc_per_node N -m qgen generate ...`` or ``accelerate launch -m qgen
+    generate ...`` each process takes every N-th batch of the corpus and writes its own shard
+    (``qa.jsonl.rank<r>-of-<N>``); the first process then merges them in corpus order. Every
+    batch is sampled from ``seed + batch index``, so the records do not depend on how many
+    processes made them. A run killed at any moment resumes when run again (`output`).
+    """
+    if args.overwrite and args.append:
+        raise CLIError("--overwrite and --append exclude each other")
+    total = count_passages(args.input)  # every passage checked, in constant memory
+    rank, world, local_rank = _process_group()
+    if world > 1 and args.output is None:
+        raise CLIError("several processes need --output (each writes a shard of it)")
+    if world > 1 and args.append:
+        raise CLIError("--append works with one process only")
+    if args.output is not None:
+        parent = os.path.dirname(os.path.abspath(args.output))
+        if not os.path.isdir(parent):
+            raise CLIError(f"{args.output}: output directory {parent} does not exist")
+    model_dir = resolve_model_dir(args.model)
+    check_positive(args, "num_pairs", "batch_size", "max_source_length")
+    settings = _settings(args, model_dir)
+    fingerprint = _fingerprint(args, model_dir, settings, world)
+
+    n_batches = -(-total // args.batch_size)
+    mine = [b for b in range(n_batches) if b % world == rank]
+    out = None
+    if args.output is not None:
+        final = read_journal(args.output)
+        if world > 1 and final is not None and final.complete and final.fingerprint == fingerprint:
+            out = JournaledOutput(args.output, fingerprint, overwrite=False, append=False)
+        elif world > 1:
+            if rank == 0 and os.path.exists(args.output) and not args.overwrite:
+                raise CLIError(f"{args.output}: output exists; pass --overwrite to replace it")
+            out = JournaledOutput(
+                _shard(args.output, rank, world), {**fingerprint, "rank": rank},
+                overwrite=args.overwrite, append=False,
+            )  # fmt: skip
+        else:
+            out = JournaledOutput(args.output, fingerprint, args.overwrite, args.append)
+    start = time.perf_counter()
+    this_run = {"passages": 0, "pairs": 0, "passages_without_pairs": 0}
+    if out is None or not out.complete:
+        this_run = _generate(args, model_dir, settings, out, total, mine, local_rank)
+    if out is not None and world > 1 and rank == 0 and out.path != args.output:
+        _merge_shards(args.output, world, fingerprint, n_batches)
+        out = JournaledOutput(args.output, fingerprint, overwrite=False, append=False)
+    seconds = time.perf_counter() - start
+    totals = out.totals() if out is not None else this_run
+    rate = this_run["passages"] / seconds if seconds > 0 and this_run["passages"] else None
+    return {
+        **totals,
+        "generated_this_run": this_run["passages"],
+        "seconds": round(seconds, 2),
+        "passages_per_second": round(rate, 3) if rate else None,
+        "processes": world,
+        "model": model_dir,
+        "output": args.output,
+    }
+
+
+def _generate(args, model_dir, settings, out, total, mine, local_rank) -> dict[str, int]:
+    """Generate the batches ``mine`` that ``out`` does not hold yet; returns this run's counts
+    (passages, pairs, passages without a pair)."""
+    import torch
     from tqdm.auto import tqdm
 
     from ..generation import QAGenerator
     from ..pretrained import load_model
 
-    model, tokenizer = load_model(model_dir, args.device)
+    device = args.device
+    if device is None and torch.cuda.is_available():
+        device = f"cuda:{local_rank % torch.cuda.device_count()}"
+    model, tokenizer = load_model(model_dir, device or "cpu")
     try:
         generator = QAGenerator(model, tokenizer, seed=args.seed, **settings)
     except ValueError as err:
         raise CLIError(str(err)) from None
-    out = open(args.output, "a" if args.append else "w", encoding="utf-8") if args.output else None
-    written = empty = 0
-    start = time.perf_counter()
-    quiet = args.quiet or out is None
-    try:
-        with tqdm(total=len(passages), unit="passage", disable=quiet) as bar:
-            for b in range(0, len(passages), args.batch_size):
-                chunk = passages[b : b + args.batch_size]
-                results = generator.generate(
-                    [p.context for p in chunk],
-                    batch_size=args.batch_size,
-                    keep_non_span_answers=args.keep_non_span_answers,
-                )
+    done = out.done if out is not None else {}
+    todo = set(mine) - set(done)
+    size = args.batch_size
+    passages_of = {b: min(size, total - b * size) for b in mine}
+    counts = {"passages": 0, "pairs": 0, "passages_without_pairs": 0}
+    with tqdm(
+        total=sum(passages_of.values()), initial=sum(passages_of[b] for b in done if b in passages_of),
+        unit="passage", disable=args.quiet or out is None, dynamic_ncols=True,
+    ) as bar:  # fmt: skip
+        for b, chunk in _batches(args.input, size):
+            if b not in todo:
+                continue
+            if args.seed is not None:
+                generator.seed = args.seed + b  # each batch its own stream: shard-independent
+            results = generator.generate(
+                [p.context for p in chunk],
+                batch_size=size,
+                keep_non_span_answers=args.keep_non_span_answers,
+            )
+            records = [r for p, pairs in zip(chunk, results) for r in _records(p, pairs)]
+            empty = sum(not pairs for pairs in results)
+            if out is None:
                 for k, (passage, pairs) in enumerate(zip(chunk, results)):
-                    if out is None:
-                        _print_pairs(passage, pairs, b + k + 1)
-                    for record in _records(passage, pairs):
-                        if out is not None:
-                            out.write(json.dumps(record, ensure_ascii=False) + "\n")
-                    written += len(pairs)
-                    empty += not pairs
-                if out is not None:
-                    out.flush()
-                bar.update(len(chunk))
-    finally:
-        if out is not None:
-            out.close()
-    seconds = time.perf_counter() - start
-    return {
-        "passages": len(passages),
-        "pairs": written,
-        "passages_without_pairs": empty,
-        "seconds": round(seconds, 2),
-        "passages_per_second": round(len(passages) / seconds, 3) if seconds > 0 else None,
-        "model": model_dir,
-        "output": args.output,
-    }
+                    _print_pairs(passage, pairs, b * size + k + 1)
+            else:
+                out.write_batch(b, records, len(chunk), empty)
+            counts["passages"] += len(chunk)
+            counts["pairs"] += len(records)
+            counts["passages_without_pairs"] += empty
+            bar.update(len(chunk))
+    if out is not None:
+        out.finish()
+    return counts
 
 
 def report(summary: dict) -> None:

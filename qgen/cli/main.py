@@ -11,8 +11,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ..data import QGenDataError
 from ..pretrained import QGenModelError
+from ..squad import QGenDataError
 from . import evaluate, generate
 from .options import CLIError
 

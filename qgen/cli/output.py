@@ -1,0 +1,164 @@
+"""The output of ``qgen generate``: JSON lines written batch by batch with a journal, so that a
+run killed at any moment (``kill -9`` included) continues where it stopped when the same command
+runs again, with no record lost, none twice and no torn line.
+
+Beside ``qa.jsonl`` the journal ``qa.jsonl.progress`` holds one JSON line per finished batch,
+written only after the batch's records are flushed to disk: ``{"batch": b, "start": s, "end": e,
+"passages": n, "pairs": p, "empty": k}`` (byte range of its records). The first line is the run's
+fingerprint (input file, model, seed, settings, processes); the last, ``{"complete": true}``. On a
+restart the output is cut back to the end of the last journaled batch (dropping a half-written
+batch) and the run skips the journaled batches. A journal from a different command is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .options import CLIError
+
+__all__ = ["JournaledOutput", "journal_path", "read_journal"]
+
+
+def journal_path(path: str) -> str:
+    return path + ".progress"
+
+
+@dataclass
+class Journal:
+    fingerprint: dict[str, Any] | None = None
+    start: int = 0  # byte offset where this run's records begin (--append)
+    batches: dict[int, dict[str, int]] = field(default_factory=dict)
+    complete: bool = False
+
+    @property
+    def end(self) -> int:
+        return max((b["end"] for b in self.batches.values()), default=self.start)
+
+
+def read_journal(path: str) -> Journal | None:
+    """The journal of output ``path``, or None. A torn last line (a crash mid-write) is
+    ignored."""
+    jp = journal_path(path)
+    if not os.path.isfile(jp):
+        return None
+    journal = Journal()
+    with open(jp, encoding="utf-8") as f:
+        for line in f:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                break  # torn line: everything after it is unwritten
+            if "fingerprint" in entry:
+                journal.fingerprint, journal.start = entry["fingerprint"], entry.get("start", 0)
+            elif entry.get("complete"):
+                journal.complete = True
+            elif "batch" in entry:
+                journal.batches[entry["batch"]] = entry
+    return journal
+
+
+def _fsync(f) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+class JournaledOutput:
+    """Append-only JSON-lines output with a resume journal.
+
+    Args:
+        path: the output file.
+        fingerprint: what makes two runs the same command (a different one is refused).
+        overwrite: start again, deleting the output and its journal.
+        append: add this run to an existing output (not journaled by this command).
+    """
+
+    def __init__(self, path: str, fingerprint: dict[str, Any], overwrite: bool, append: bool):
+        self.path = path
+        journal = read_journal(path)
+        if overwrite:
+            journal = None
+            for p in (path, journal_path(path)):
+                if os.path.exists(p):
+                    os.remove(p)
+        if journal is not None and journal.fingerprint != fingerprint and not append:
+            diff = _differences(journal.fingerprint or {}, fingerprint)
+            raise CLIError(
+                f"{path}: made by a different command (it differs in {', '.join(diff)}); pass "
+                "--overwrite to replace it, or --append to add this run to it"
+            )
+        if journal is not None and journal.fingerprint == fingerprint:
+            self.journal = journal  # resume (or nothing left to do)
+        elif os.path.exists(path) and not append:
+            raise CLIError(
+                f"{path}: output exists; pass --overwrite to replace it or --append to add to it"
+            )
+        else:
+            start = os.path.getsize(path) if os.path.exists(path) else 0
+            self.journal = Journal(fingerprint=fingerprint, start=start)
+            with open(journal_path(path), "w", encoding="utf-8") as f:
+                f.write(json.dumps({"fingerprint": fingerprint, "start": start}) + "\n")
+                _fsync(f)
+        if self.journal.complete:
+            self._out = self._log = None
+            return
+        # cut a half-written batch off: the journal says where the last finished batch ends
+        with open(path, "ab"):
+            pass
+        if os.path.getsize(path) > self.journal.end:
+            with open(path, "r+b") as f:
+                f.truncate(self.journal.end)
+        self._out = open(path, "ab")
+        self._log = open(journal_path(path), "a", encoding="utf-8")
+
+    @property
+    def done(self) -> dict[int, dict[str, int]]:
+        """The batches already written (by an earlier, interrupted run of this command)."""
+        return self.journal.batches
+
+    @property
+    def complete(self) -> bool:
+        return self.journal.complete
+
+    def write_batch(self, batch: int, records: list[dict], passages: int, empty: int) -> None:
+        """Write one batch's records, then journal it (in that order, each flushed to disk)."""
+        start = self._out.tell()
+        for record in records:
+            self._out.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+        _fsync(self._out)
+        entry = {
+            "batch": batch, "start": start, "end": self._out.tell(), "passages": passages,
+            "pairs": len(records), "empty": empty,
+        }  # fmt: skip
+        self._log.write(json.dumps(entry) + "\n")
+        _fsync(self._log)
+        self.journal.batches[batch] = entry
+
+    def finish(self) -> None:
+        """Mark the run complete and close the files."""
+        if self._log is not None:
+            self._log.write(json.dumps({"complete": True}) + "\n")
+            _fsync(self._log)
+            self.journal.complete = True
+        self.close()
+
+    def close(self) -> None:
+        for f in (self._out, self._log):
+            if f is not None:
+                f.close()
+        self._out = self._log = None
+
+    def totals(self) -> dict[str, int]:
+        """Passages, pairs and passages without a pair over every journaled batch."""
+        batches = self.journal.batches.values()
+        return {
+            "passages": sum(b["passages"] for b in batches),
+            "pairs": sum(b["pairs"] for b in batches),
+            "passages_without_pairs": sum(b["empty"] for b in batches),
+        }
