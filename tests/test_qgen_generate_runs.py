@@ -158,3 +158,13 @@ def test_resume_cuts_a_half_written_batch_and_a_torn_journal_line(tmp_path):
     assert JournaledOutput(str(out), fp, overwrite=False, append=False).complete
     with pytest.raises(Exception, match="differs in seed"):
         JournaledOutput(str(out), {**fp, "seed": 1}, overwrite=False, append=False)
+
+
+def test_resume_before_the_first_batch_was_journaled(tmp_path):
+    from qgen.cli.output import JournaledOutput
+
+    out = tmp_path / "qa.jsonl"
+    JournaledOutput(str(out), {"seed": 0}, overwrite=False, append=False).close()
+    out.write_bytes(b'{"id": "a-0"}\n{"id"')  # killed inside batch 0
+    again = JournaledOutput(str(out), {"seed": 0}, overwrite=False, append=False)
+    assert out.read_bytes() == b"" and not again.done

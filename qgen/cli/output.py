@@ -32,6 +32,7 @@ class Journal:
     start: int = 0  # byte offset where this run's records begin (--append)
     batches: dict[int, dict[str, int]] = field(default_factory=dict)
     complete: bool = False
+    valid_bytes: int = 0  # the journal's length up to its last whole line
 
     @property
     def end(self) -> int:
@@ -45,12 +46,15 @@ def read_journal(path: str) -> Journal | None:
     if not os.path.isfile(jp):
         return None
     journal = Journal()
-    with open(jp, encoding="utf-8") as f:
-        for line in f:
+    with open(jp, "rb") as f:
+        for raw in f:
             try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
+                if not raw.endswith(b"\n"):
+                    raise ValueError("torn")
+                entry = json.loads(raw)
+            except ValueError:
                 break  # torn line: everything after it is unwritten
+            journal.valid_bytes += len(raw)
             if "fingerprint" in entry:
                 journal.fingerprint, journal.start = entry["fingerprint"], entry.get("start", 0)
             elif entry.get("complete"):
@@ -93,7 +97,8 @@ class JournaledOutput:
                 f"{path}: made by a different command (it differs in {', '.join(diff)}); pass "
                 "--overwrite to replace it, or --append to add this run to it"
             )
-        if journal is not None and journal.fingerprint == fingerprint:
+        resuming = journal is not None and journal.fingerprint == fingerprint
+        if resuming:
             self.journal = journal  # resume (or nothing left to do)
         elif os.path.exists(path) and not append:
             raise CLIError(
@@ -108,12 +113,15 @@ class JournaledOutput:
         if self.journal.complete:
             self._out = self._log = None
             return
-        # cut a half-written batch off: the journal says where the last finished batch ends
+        # cut a half-written batch off: the journal says where the last finished batch ends;
+        # and a torn journal line, so that the next entry starts on a line of its own
         with open(path, "ab"):
             pass
-        if os.path.getsize(path) > self.journal.end:
-            with open(path, "r+b") as f:
-                f.truncate(self.journal.end)
+        if resuming:
+            for file, length in ((path, journal.end), (journal_path(path), journal.valid_bytes)):
+                if os.path.getsize(file) > length:
+                    with open(file, "r+b") as f:
+                        f.truncate(length)
         self._out = open(path, "ab")
         self._log = open(journal_path(path), "a", encoding="utf-8")
 
