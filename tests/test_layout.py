@@ -60,6 +60,7 @@ QGEN_INFERENCE = (
     "qgen.pretrained",
     "qgen.cli",
     "qgen.corpus",
+    "qgen.filters",
     "qgen.__main__",  # `python -m qgen`: the command line
     "qgen.data",
     "qgen.squad",

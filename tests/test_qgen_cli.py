@@ -333,3 +333,21 @@ def test_default_model_is_the_shipped_one(model_dir, tmp_path, capsys, monkeypat
     (shipped / qgen.pretrained.DEFAULT_MODEL / "model.safetensors").unlink()
     code, _, err = _run(capsys, "generate", "--input", inp)
     assert code == 2 and "no weights file" in err and "reinstall" in err
+
+
+def test_duplicates_are_dropped_and_counted(model_dir, tmp_path, capsys):
+    inp = tmp_path / "p.txt"
+    inp.write_text("\n".join([PASSAGES[1], PASSAGES[0], PASSAGES[1]]) + "\n")
+    greedy = ("--answer_top_k", "1", "--answer_top_p", "1.0")  # the same passage, the same pair
+    out = tmp_path / "qa.jsonl"
+    code, stdout, err = _run(capsys, *_generate(model_dir, inp, out, *greedy))
+    assert code == 0, err
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["filtered"]["corpus_duplicate_question"] >= 1
+    ids = [json.loads(x)["id"] for x in out.read_text().splitlines()]
+    assert not any(i.startswith("p-3-") for i in ids)  # the repeat of passage 1 adds nothing
+    assert summary["passages_without_pairs"] >= 1 and summary["pairs"] == len(ids)
+    kept = tmp_path / "all.jsonl"
+    code, stdout, _ = _run(capsys, *_generate(model_dir, inp, kept, *greedy, "--keep_duplicates"))
+    assert any(json.loads(x)["id"].startswith("p-3-") for x in kept.read_text().splitlines())
+    assert json.loads(stdout.strip().splitlines()[-1])["filtered"] == {}

@@ -8,8 +8,10 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 
 from ..corpus import Passage, count_passages, iter_passages
+from ..filters import CorpusDedup, filter_passage_pairs
 from ..generation_config import generator_kwargs
 from .options import (
     CLIError,
@@ -52,6 +54,15 @@ def add_arguments(gen: argparse.ArgumentParser) -> None:
     gen.add_argument(
         "--keep_non_span_answers", action="store_true",
         help="with --free_answers: keep answers that are not in the passage",
+    )  # fmt: skip
+    gen.add_argument(
+        "--keep_duplicates", action="store_true",
+        help="keep duplicate answers, duplicate and near-duplicate questions of a passage, and "
+        "pairs repeated across the corpus (dropped by default, counted in the summary)",
+    )  # fmt: skip
+    gen.add_argument(
+        "--near_duplicate_jaccard", type=float, default=0.8,
+        help="word-set overlap from which two questions of a passage count as one (default 0.8)",
     )  # fmt: skip
     gen.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     gen.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
@@ -136,6 +147,7 @@ def _fingerprint(args: argparse.Namespace, model_dir: str, settings: dict, world
         "input_mtime_ns": stat.st_mtime_ns, "model": os.path.abspath(model_dir),
         "seed": args.seed, "batch_size": args.batch_size, "processes": world,
         "keep_non_span_answers": args.keep_non_span_answers, "settings": config.to_dict(),
+        "filters": None if args.keep_duplicates else {"jaccard": args.near_duplicate_jaccard},
     }  # fmt: skip
 
 
@@ -157,17 +169,32 @@ def _merge_shards(output: str, world: int, fingerprint: dict, n_batches: int) ->
             waited = True
         time.sleep(1.0)
     merged = JournaledOutput(output, fingerprint, overwrite=True, append=False)
+    dedup = None if fingerprint["filters"] is None else CorpusDedup()
     for b in range(n_batches):
         entry = journals[b % world].batches[b]
         with open(shards[b % world], "rb") as f:
             f.seek(entry["start"])
             lines = f.read(entry["end"] - entry["start"]).decode("utf-8").splitlines()
         records = [json.loads(line) for line in lines]
-        merged.write_batch(b, records, entry["passages"], entry["empty"])
+        filtered = dict(entry.get("filtered", {}))
+        if dedup is not None:  # across the whole corpus, in corpus order, as one process does
+            kept = [r for r in records if dedup.add(r["question"], r["answers"]["text"][0])]
+            filtered["corpus_duplicate_question"] = len(records) - len(kept)
+            empty = entry["empty"] + _emptied(records, kept)
+            records = kept
+        else:
+            empty = entry["empty"]
+        merged.write_batch(b, records, entry["passages"], empty, filtered)
     merged.finish()
     for s in shards:
         for path in (s, journal_path(s)):
             os.remove(path)
+
+
+def _emptied(before: list[dict], after: list[dict]) -> int:
+    """Passages that had records before a filter and none after it."""
+    passage_of = lambda r: r["id"].rsplit("-", 1)[0]  # noqa: E731  (ids are "<passage>-<k>")
+    return len({passage_of(r) for r in before} - {passage_of(r) for r in after})
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -194,6 +221,10 @@ def run(args: argparse.Namespace) -> dict:
             raise CLIError(f"{args.output}: output directory {parent} does not exist")
     model_dir = resolve_model_dir(args.model)
     check_positive(args, "num_pairs", "batch_size", "max_source_length")
+    if not 0.0 < args.near_duplicate_jaccard <= 1.0:
+        raise CLIError(
+            f"--near_duplicate_jaccard must be in (0, 1], got {args.near_duplicate_jaccard}"
+        )
     settings = _settings(args, model_dir)
     fingerprint = _fingerprint(args, model_dir, settings, world)
 
@@ -214,9 +245,9 @@ def run(args: argparse.Namespace) -> dict:
         else:
             out = JournaledOutput(args.output, fingerprint, args.overwrite, args.append)
     start = time.perf_counter()
-    this_run = {"passages": 0, "pairs": 0, "passages_without_pairs": 0}
+    this_run = {"passages": 0, "pairs": 0, "passages_without_pairs": 0, "filtered": {}}
     if out is None or not out.complete:
-        this_run = _generate(args, model_dir, settings, out, total, mine, local_rank)
+        this_run = _generate(args, model_dir, settings, out, total, mine, local_rank, world)
     if out is not None and world > 1 and rank == 0 and out.path != args.output:
         _merge_shards(args.output, world, fingerprint, n_batches)
         out = JournaledOutput(args.output, fingerprint, overwrite=False, append=False)
@@ -234,9 +265,9 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
-def _generate(args, model_dir, settings, out, total, mine, local_rank) -> dict[str, int]:
-    """Generate the batches ``mine`` that ``out`` does not hold yet; returns this run's counts
-    (passages, pairs, passages without a pair)."""
+def _generate(args, model_dir, settings, out, total, mine, local_rank, world) -> dict:
+    """Generate the batches ``mine`` that ``out`` does not hold yet, dropping duplicates;
+    returns this run's counts (passages, pairs kept, passages without a pair, filtered)."""
     import torch
     from tqdm.auto import tqdm
 
@@ -255,7 +286,11 @@ def _generate(args, model_dir, settings, out, total, mine, local_rank) -> dict[s
     todo = set(mine) - set(done)
     size = args.batch_size
     passages_of = {b: min(size, total - b * size) for b in mine}
-    counts = {"passages": 0, "pairs": 0, "passages_without_pairs": 0}
+    counts = {"passages": 0, "pairs": 0, "passages_without_pairs": 0, "filtered": Counter()}
+    # one process drops corpus-wide duplicates as it goes; several leave it to the merge
+    dedup = CorpusDedup() if not args.keep_duplicates and world == 1 else None
+    if dedup is not None and out is not None and done:
+        dedup.update(out.records())  # resuming: what was kept before counts as seen
     with tqdm(
         total=sum(passages_of.values()), initial=sum(passages_of[b] for b in done if b in passages_of),
         unit="passage", disable=args.quiet or out is None, dynamic_ncols=True,
@@ -270,20 +305,38 @@ def _generate(args, model_dir, settings, out, total, mine, local_rank) -> dict[s
                 batch_size=size,
                 keep_non_span_answers=args.keep_non_span_answers,
             )
+            filtered: Counter = Counter()
+            if not args.keep_duplicates:
+                results = [_filter(pairs, args, filtered) for pairs in results]
             records = [r for p, pairs in zip(chunk, results) for r in _records(p, pairs)]
             empty = sum(not pairs for pairs in results)
+            if dedup is not None:  # after numbering, exactly as the merge of several processes
+                kept = [r for r in records if dedup.add(r["question"], r["answers"]["text"][0])]
+                filtered["corpus_duplicate_question"] += len(records) - len(kept)
+                empty += _emptied(records, kept)
+                records = kept
             if out is None:
+                kept_ids = {r["id"] for r in records}
                 for k, (passage, pairs) in enumerate(zip(chunk, results)):
-                    _print_pairs(passage, pairs, b * size + k + 1)
+                    shown = [p for j, p in enumerate(pairs) if f"{passage.id}-{j}" in kept_ids]
+                    _print_pairs(passage, shown, b * size + k + 1)
             else:
-                out.write_batch(b, records, len(chunk), empty)
+                out.write_batch(b, records, len(chunk), empty, filtered)
+            counts["filtered"].update(filtered)
             counts["passages"] += len(chunk)
             counts["pairs"] += len(records)
             counts["passages_without_pairs"] += empty
             bar.update(len(chunk))
     if out is not None:
         out.finish()
+    counts["filtered"] = dict(counts["filtered"])
     return counts
+
+
+def _filter(pairs: list[dict], args, filtered: Counter) -> list[dict]:
+    kept, dropped = filter_passage_pairs(pairs, args.near_duplicate_jaccard)
+    filtered.update(dropped)
+    return kept
 
 
 def report(summary: dict) -> None:

@@ -134,15 +134,23 @@ class JournaledOutput:
     def complete(self) -> bool:
         return self.journal.complete
 
-    def write_batch(self, batch: int, records: list[dict], passages: int, empty: int) -> None:
-        """Write one batch's records, then journal it (in that order, each flushed to disk)."""
+    def write_batch(
+        self,
+        batch: int,
+        records: list[dict],
+        passages: int,
+        empty: int,
+        filtered: dict[str, int] | None = None,
+    ) -> None:
+        """Write one batch's records, then journal it (in that order, each flushed to disk);
+        ``filtered`` counts the pairs dropped by each filter."""
         start = self._out.tell()
         for record in records:
             self._out.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
         _fsync(self._out)
         entry = {
             "batch": batch, "start": start, "end": self._out.tell(), "passages": passages,
-            "pairs": len(records), "empty": empty,
+            "pairs": len(records), "empty": empty, "filtered": dict(filtered or {}),
         }  # fmt: skip
         self._log.write(json.dumps(entry) + "\n")
         _fsync(self._log)
@@ -162,11 +170,23 @@ class JournaledOutput:
                 f.close()
         self._out = self._log = None
 
-    def totals(self) -> dict[str, int]:
-        """Passages, pairs and passages without a pair over every journaled batch."""
+    def totals(self) -> dict[str, Any]:
+        """Passages, pairs kept, passages without a pair and pairs filtered (by reason) over
+        every journaled batch."""
         batches = self.journal.batches.values()
+        filtered: dict[str, int] = {}
+        for b in batches:
+            for reason, n in b.get("filtered", {}).items():
+                filtered[reason] = filtered.get(reason, 0) + n
         return {
             "passages": sum(b["passages"] for b in batches),
             "pairs": sum(b["pairs"] for b in batches),
             "passages_without_pairs": sum(b["empty"] for b in batches),
+            "filtered": filtered,
         }
+
+    def records(self):
+        """The records written so far (one parsed JSON line at a time)."""
+        with open(self.path, encoding="utf-8") as f:
+            for line in f:
+                yield json.loads(line)
