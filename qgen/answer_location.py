@@ -13,7 +13,7 @@ import re
 import unicodedata
 from typing import Any
 
-__all__ = ["join_cjk", "locate_answer", "merge_pairs"]
+__all__ = ["join_cjk", "locate_answer", "locate_tokens", "merge_pairs"]
 
 _CJK = "\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
 
@@ -85,7 +85,7 @@ def _whole_words(text: str, start: int, end: int) -> bool:
     return True
 
 
-def _locate_tokens(
+def locate_tokens(
     answer_ids: list[int], window_ids: list[int], offsets: list[tuple[int, int]], passage: str
 ) -> tuple[int, int] | None:
     """Find the answer's token ids inside the window's ids; their offsets give the span (this

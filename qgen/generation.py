@@ -28,9 +28,9 @@ import torch
 from decoding import DecodingConfig, SpanConstraintProcessor, decode, word_boundaries
 
 from .answer_location import (
-    _locate_tokens,
     join_cjk,
     locate_answer,
+    locate_tokens,
     merge_pairs,
 )
 from .data import check_passages, encode_source, passage_windows, special_token_ids
@@ -460,7 +460,7 @@ class QAGenerator:
             window = chunk[w]
             passage = passages[window.passage]
             text = self._decode_text(ids)
-            span = _locate_tokens(ids, window.window_ids, window.offsets, passage)
+            span = locate_tokens(ids, window.window_ids, window.offsets, passage)
             if span is None:
                 span = locate_answer(passage, text, window.span)
             key = span if span is not None else tuple(ids)

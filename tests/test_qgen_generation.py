@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from decoding import DecodingConfig
-from qgen.answer_location import _locate_tokens, _whole_words, join_cjk, locate_answer, merge_pairs
+from qgen.answer_location import _whole_words, join_cjk, locate_answer, locate_tokens, merge_pairs
 from qgen.generation import QAGenerator
 from qgen.presets import PRESETS, default_answer_config, default_question_config
 from qgen.testing import (
@@ -123,7 +123,7 @@ def test_span_answers_are_found_through_tokens():
     gen = _generator(tok)
     window = gen._windows(PASSAGE, 0)[0]
     ids = tok("Paris", add_special_tokens=False)["input_ids"]
-    start, end = _locate_tokens(ids, window.window_ids, window.offsets, PASSAGE)
+    start, end = locate_tokens(ids, window.window_ids, window.offsets, PASSAGE)
     assert PASSAGE[start:end] == "Paris" and start == PASSAGE.index("Paris")
 
 
