@@ -6,7 +6,9 @@ at word boundaries (`decoding.SpanConstraintProcessor`); stage 2 appends the ans
 ``[SEP]`` and decodes the question deterministically (default: beam search, 5 beams, no length
 normalisation) until the next ``[SEP]``. More answers than ``num_pairs`` are sampled per passage
 in one batched call (rows expanded by the decoder); they are located in the original passage
-text, duplicates merged, and the first ``num_pairs`` distinct ones go on to the question stage.
+text, duplicates merged, and the first ``num_pairs`` distinct ones go on to the question stage;
+where a question does not end or repeats one already asked about the passage, the next distinct
+answer gets a turn (one more round).
 Passages longer than the source budget are split into overlapping windows. Both stages run
 through `decoding.decode` with the cached `UniLMStepModel`.
 
@@ -35,6 +37,7 @@ from .answer_location import (
 )
 from .data import check_passages, encode_source, passage_windows, special_token_ids
 from .fast_decoding import PrefilledStepModel, UniLMState, UniLMStepModel
+from .filters import normalize_question
 from .generation_config import QAGenerationConfig, generator_kwargs
 from .presets import PRESETS, default_answer_config, default_question_config
 from .pretrained import load_model
@@ -130,8 +133,9 @@ class QAGenerator:
             are not spans are then dropped unless ``keep_non_span_answers``.
         answer_candidates: answers sampled per passage window for ``num_pairs`` pairs, as a
             multiple of ``num_pairs`` (default 2): duplicates are merged and the first
-            ``num_pairs`` distinct answers kept, so that two samples that agree do not leave a
-            passage with fewer pairs than it holds answers.
+            ``num_pairs`` distinct answers asked about, the rest kept in reserve for questions
+            that repeat or do not end, so that agreeing samples do not leave a passage with
+            fewer pairs than it holds answers.
         num_pairs: the default of `generate`'s ``num_pairs``.
         task: the task the model was trained for (default: ``model.config.qgen_task``). With
             ``"qag"``, `generate_questions` given answers puts each answer where the model
@@ -413,16 +417,34 @@ class QAGenerator:
             batch = self._encode([w.source for w in chunk])
             answers = self._sample_answers(batch, chunk, passages, num_pairs, generator)
             answers = [a for a in answers if a.span is not None or keep_non_span_answers]
-            for answer, question in zip(answers, self._ask(batch, answers)):
-                q_ids, q_score, q_len, q_done = question
-                text = self._decode_text(q_ids)
-                if not q_done or not text:
-                    continue
-                score = (answer.score + q_score) / (answer.length + q_len)
-                pairs[chunk[answer.window].passage].append(
-                    answer.pair(text, score, passages[chunk[answer.window].passage])
-                )
+            self._ask_until_distinct(batch, chunk, answers, passages, pairs, num_pairs)
         return [merge_pairs(p)[:num_pairs] for p in pairs]
+
+    def _ask_until_distinct(self, batch, chunk, answers, passages, pairs, num_pairs) -> None:
+        """Stage 2 for the first ``num_pairs`` answers of each window; where a question does
+        not end or repeats one already asked about the passage, once more with the window's
+        next answers. Appends the pairs to ``pairs`` (per passage)."""
+        pending: dict[int, list[_Answer]] = {}
+        for answer in answers:
+            pending.setdefault(answer.window, []).append(answer)
+        wanted = dict.fromkeys(pending, num_pairs)
+        asked: dict[int, set[str]] = {}  # normalised questions per passage
+        for _ in range(2):
+            todo = [a for w, queue in pending.items() for a in queue[: wanted[w]]]
+            for w in pending:
+                pending[w] = pending[w][wanted[w] :]
+            for answer, (q_ids, q_score, q_len, q_done) in zip(todo, self._ask(batch, todo)):
+                passage = chunk[answer.window].passage
+                text = self._decode_text(q_ids)
+                key = normalize_question(text)
+                if not q_done or not key or key in asked.setdefault(passage, set()):
+                    continue
+                asked[passage].add(key)
+                wanted[answer.window] -= 1
+                score = (answer.score + q_score) / (answer.length + q_len)
+                pairs[passage].append(answer.pair(text, score, passages[passage]))
+            if not any(wanted[w] > 0 and pending[w] for w in pending):
+                break
 
     def _sample_answers(
         self,
@@ -432,8 +454,9 @@ class QAGenerator:
         num_pairs: int,
         generator: torch.Generator | None,
     ) -> list[_Answer]:
-        """Stage 1: sample answers for every window of ``chunk``; per window, the first
-        ``num_pairs`` distinct finished ones (by their place in the passage when located)."""
+        """Stage 1: sample ``answer_candidates * num_pairs`` answers for every window of
+        ``chunk``; the distinct usable ones (by their place in the passage when located), in
+        sampling order."""
         samples = max(num_pairs, round(self.answer_candidates * num_pairs))
         config = self.answer_config
         beams = max(config.num_beams, samples) if config.strategy == "beam" else config.num_beams
@@ -465,7 +488,7 @@ class QAGenerator:
                 span = locate_answer(passage, text, window.span)
             key = span if span is not None else tuple(ids)
             taken = seen.setdefault(w, set())
-            if key in taken or len(taken) >= num_pairs or not (text or span):
+            if key in taken or not (text or span):
                 continue
             taken.add(key)
             chosen.append(_Answer(w, list(ids), text, span, score, length))

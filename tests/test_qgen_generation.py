@@ -7,6 +7,7 @@ import torch
 
 from decoding import DecodingConfig
 from qgen.answer_location import _whole_words, join_cjk, locate_answer, locate_tokens, merge_pairs
+from qgen.filters import normalize_question
 from qgen.generation import QAGenerator
 from qgen.presets import PRESETS, default_answer_config, default_question_config
 from qgen.testing import (
@@ -179,8 +180,10 @@ def test_num_pairs_are_distinct_when_samples_agree(monkeypatch):
         real = gen._decode
 
         def fake_stage_one(batch, config, rows=None, prefixes=None, real=real, **kw):
-            if prefixes is not None:  # stage 2: the real question decoder
-                return real(batch, config, rows=rows, prefixes=prefixes, **kw)
+            if prefixes is not None:  # stage 2: a distinct question per answer
+                return [
+                    (p[:-1] + [tok.convert_tokens_to_ids("?")], -1.0, 2, True) for p in prefixes
+                ]
             samples = config.num_return_sequences
             return [(words[order[i % 6]], -1.0, 2, True) for i in range(samples)]
 
@@ -189,13 +192,40 @@ def test_num_pairs_are_distinct_when_samples_agree(monkeypatch):
         assert {p["answer"] for p in pairs} == expected
 
 
-def test_three_distinct_pairs_from_a_random_model():
+def test_a_repeated_question_gives_the_next_answer_a_turn(monkeypatch):
+    """Answers cat, mat, paris, the; the question about "mat" repeats the one about "cat", so
+    "the" is asked about too: three pairs with distinct questions."""
+    tok = tiny_wordpiece_tokenizer()
+    passage = "the cat sat on the mat in paris."
+    ids = {w: tok(w, add_special_tokens=False)["input_ids"] for w in ("cat", "mat", "paris", "the")}
+    questions = {"cat": "what sat?", "mat": "what sat ?", "paris": "where?", "the": "which?"}
+    word_of = {tuple(v): k for k, v in ids.items()}
+    gen = _generator(tok)
+
+    def fake(batch, config, rows=None, prefixes=None, **kw):
+        if prefixes is None:  # stage 1: four distinct samples
+            order = ["cat", "mat", "paris", "the", "cat", "cat"]
+            return [(ids[order[i % 6]], -1.0, 2, True) for i in range(config.num_return_sequences)]
+        asked = [word_of[tuple(p[:-1])] for p in prefixes]
+        return [(tok(questions[w], add_special_tokens=False)["input_ids"], -1.0, 3, True)
+                for w in asked]  # fmt: skip
+
+    monkeypatch.setattr(gen, "_decode", fake)
+    pairs = gen.generate([passage], num_pairs=3)[0]
+    assert sorted(p["answer"] for p in pairs) == ["cat", "paris", "the"]
+    assert len({p["question"] for p in pairs}) == 3
+
+
+def test_distinct_answers_and_questions_from_a_random_model():
     tok = tiny_wordpiece_tokenizer()
     gen = _generator(tok)
     passages = ["the cat sat on the mat in paris, france.", PASSAGE, "a dog is in the city."]
-    for pairs in gen.generate(passages, num_pairs=3):
-        assert len(pairs) == 3
-        assert len({(p["answer_start"], p["answer"]) for p in pairs}) == 3
+    out = gen.generate(passages, num_pairs=3)
+    assert sum(len(pairs) for pairs in out) >= 6
+    for pairs in out:
+        assert len(pairs) <= 3
+        assert len({(p["answer_start"], p["answer"]) for p in pairs}) == len(pairs)
+        assert len({normalize_question(p["question"]) for p in pairs}) == len(pairs)
 
 
 def test_long_passage_uses_windows():
