@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,13 +28,14 @@ import evaluate
 from decoding import metrics as decoding_metrics
 from decoding.registry import Registry
 
+from .filters import normalize_answer, token_f1
+
 __all__ = [
     "tokenize_for_eval",
     "compute_qg_metrics",
     "QGMetric",
     "answer_validity",
     "gold_answer_match",
-    "normalize_answer",
     "diversity",
     "distinct_n",
     "evaluate_model",
@@ -186,27 +186,6 @@ def answer_validity(passages: Sequence[str], answers: Sequence[str]) -> float:
     return hits / len(answers)
 
 
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD v1.1's answer normalisation: lower case, no punctuation, no articles, single
-    spaces."""
-    import string
-
-    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
-    return " ".join(_ARTICLES.sub(" ", text).split())
-
-
-def _token_f1(prediction: str, gold: str) -> float:
-    pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
-    common = sum((Counter(pred) & Counter(ref)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(pred), common / len(ref)
-    return 2 * precision * recall / (precision + recall)
-
-
 def gold_answer_match(
     answers: Sequence[Sequence[str]], gold: Sequence[Sequence[str]]
 ) -> dict[str, float]:
@@ -233,7 +212,7 @@ def gold_answer_match(
         for a in generated:
             n += 1
             exact += normalize_answer(a) in refs_norm
-            f1 += max((_token_f1(a, g) for g in refs), default=0.0)
+            f1 += max((token_f1(a, g) for g in refs), default=0.0)
     return {
         "answer_exact_match": exact / n if n else 0.0,
         "answer_f1": f1 / n if n else 0.0,

@@ -26,7 +26,9 @@ __all__ = [
     "FILTER_REASONS",
     "CorpusDedup",
     "filter_passage_pairs",
+    "normalize_answer",
     "normalize_question",
+    "token_f1",
 ]
 
 FILTER_REASONS = (
@@ -36,6 +38,26 @@ FILTER_REASONS = (
     "corpus_duplicate_question",
 )
 _PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
+
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD v1.1's answer normalisation: lower case, no punctuation, no articles, single
+    spaces."""
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    """SQuAD's token F1 between two answers (after `normalize_answer`), in [0, 1]."""
+    pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
 
 
 def normalize_question(question: str) -> str:

@@ -61,6 +61,7 @@ QGEN_INFERENCE = (
     "qgen.cli",
     "qgen.corpus",
     "qgen.filters",
+    "qgen.round_trip",
     "qgen.__main__",  # `python -m qgen`: the command line
     "qgen.data",
     "qgen.squad",

@@ -351,3 +351,22 @@ def test_duplicates_are_dropped_and_counted(model_dir, tmp_path, capsys):
     code, stdout, _ = _run(capsys, *_generate(model_dir, inp, kept, *greedy, "--keep_duplicates"))
     assert any(json.loads(x)["id"].startswith("p-3-") for x in kept.read_text().splitlines())
     assert json.loads(stdout.strip().splitlines()[-1])["filtered"] == {}
+
+
+def test_round_trip_drops_and_counts(model_dir, tmp_path, capsys):
+    inp = tmp_path / "p.txt"
+    inp.write_text("\n".join(PASSAGES) + "\n")
+    summaries = []
+    for extra in ((), ("--round_trip",)):
+        out = tmp_path / f"qa{len(extra)}.jsonl"
+        code, stdout, err = _run(
+            capsys, *_generate(model_dir, inp, out, "--keep_duplicates", *extra)
+        )
+        assert code == 0, err
+        summaries.append(json.loads(stdout.strip().splitlines()[-1]))
+    plain, checked = summaries
+    assert plain["pairs"] == checked["pairs"] + checked["filtered"]["round_trip"]
+    code, _, err = _run(
+        capsys, *_generate(model_dir, inp, tmp_path / "x.jsonl", "--round_trip_f1", "2")
+    )
+    assert code == 2 and "--round_trip_f1 must be in [0, 1]" in err

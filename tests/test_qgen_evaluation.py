@@ -13,9 +13,9 @@ from qgen.evaluation import (
     distinct_n,
     diversity,
     gold_answer_match,
-    normalize_answer,
     tokenize_for_eval,
 )
+from qgen.filters import normalize_answer
 
 
 @pytest.mark.parametrize(

@@ -64,6 +64,15 @@ def add_arguments(gen: argparse.ArgumentParser) -> None:
         "--near_duplicate_jaccard", type=float, default=0.8,
         help="word-set overlap from which two questions of a passage count as one (default 0.8)",
     )  # fmt: skip
+    gen.add_argument(
+        "--round_trip", action="store_true",
+        help="keep a pair only when the model, reading its question, picks its answer among the "
+        "passage's answers (qgen.round_trip; one extra forward pass per pair)",
+    )  # fmt: skip
+    gen.add_argument(
+        "--round_trip_f1", type=float, default=1.0,
+        help="with --round_trip: token F1 the picked answer needs against the pair's (default 1)",
+    )  # fmt: skip
     gen.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     gen.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
     gen.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -148,6 +157,7 @@ def _fingerprint(args: argparse.Namespace, model_dir: str, settings: dict, world
         "seed": args.seed, "batch_size": args.batch_size, "processes": world,
         "keep_non_span_answers": args.keep_non_span_answers, "settings": config.to_dict(),
         "filters": None if args.keep_duplicates else {"jaccard": args.near_duplicate_jaccard},
+        "round_trip_f1": args.round_trip_f1 if args.round_trip else None,
     }  # fmt: skip
 
 
@@ -221,6 +231,8 @@ def run(args: argparse.Namespace) -> dict:
             raise CLIError(f"{args.output}: output directory {parent} does not exist")
     model_dir = resolve_model_dir(args.model)
     check_positive(args, "num_pairs", "batch_size", "max_source_length")
+    if not 0.0 <= args.round_trip_f1 <= 1.0:
+        raise CLIError(f"--round_trip_f1 must be in [0, 1], got {args.round_trip_f1}")
     if not 0.0 < args.near_duplicate_jaccard <= 1.0:
         raise CLIError(
             f"--near_duplicate_jaccard must be in (0, 1], got {args.near_duplicate_jaccard}"
@@ -308,6 +320,11 @@ def _generate(args, model_dir, settings, out, total, mine, local_rank, world) ->
             filtered: Counter = Counter()
             if not args.keep_duplicates:
                 results = [_filter(pairs, args, filtered) for pairs in results]
+            if args.round_trip:
+                results = [
+                    _round_trip(generator, p.context, pairs, args, filtered)
+                    for p, pairs in zip(chunk, results)
+                ]
             records = [r for p, pairs in zip(chunk, results) for r in _records(p, pairs)]
             empty = sum(not pairs for pairs in results)
             if dedup is not None:  # after numbering, exactly as the merge of several processes
@@ -331,6 +348,17 @@ def _generate(args, model_dir, settings, out, total, mine, local_rank, world) ->
         out.finish()
     counts["filtered"] = dict(counts["filtered"])
     return counts
+
+
+def _round_trip(generator, passage: str, pairs: list[dict], args, filtered: Counter) -> list[dict]:
+    from ..round_trip import round_trip_filter
+
+    kept, dropped = round_trip_filter(
+        generator.model, generator.tokenizer, passage, pairs, args.round_trip_f1,
+        generator.max_source_length,
+    )  # fmt: skip
+    filtered["round_trip"] += dropped
+    return kept
 
 
 def _filter(pairs: list[dict], args, filtered: Counter) -> list[dict]:

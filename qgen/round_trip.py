@@ -1,0 +1,115 @@
+"""A round-trip check of generated pairs with the qag model itself (no second model).
+
+Alberti et al. (2019) keep a generated pair when a reader, asked the question, finds the same
+answer. A ``qag`` model is no extractive reader, but it scores every (answer, question) pair of
+a passage: ``log p(answer, question | passage)``, the sum over the target
+``answer [SEP] question [SEP]``, is ``log p(answer | passage) + log p(question | passage,
+answer)``, so by Bayes ``argmax_a log p(a, q | P)`` is the answer the model reads the question
+as asking for. `round_trip_answers` picks it among the passage's generated answers (the
+candidates), and `round_trip_filter` keeps a pair when that answer agrees with its own (token F1
+>= ``min_f1``; 1.0 = the same answer).
+
+All ``k x k`` (answer, question) targets of a passage are scored in one forward pass: they share
+one copy of the passage as packed rows (`qgen.data.pack_features`'s layout), each target seeing
+only the passage and itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .data import UniLMCollator, encode_source, special_token_ids
+from .filters import token_f1
+
+__all__ = ["round_trip_answers", "round_trip_filter", "score_targets"]
+
+
+@torch.no_grad()
+def score_targets(
+    model, tokenizer, passage: str, targets: list[tuple[str, str]], max_source_length: int = 320,
+    answer_span: tuple[int, int] | None = None,
+) -> list[float]:  # fmt: skip
+    """``log p(answer [SEP] question [SEP] | [CLS] passage [SEP])`` for each (answer, question).
+
+    Args:
+        model: a `UniLMForQAGeneration` trained for ``qag``.
+        tokenizer: its tokenizer.
+        passage: the passage (cut to a window of ``max_source_length`` tokens around
+            ``answer_span`` when longer).
+        targets: ``(answer, question)`` texts.
+        answer_span: the character span the window must hold.
+
+    Returns:
+        One summed log-probability per target (both ``[SEP]``s included).
+    """
+    if not targets:
+        return []
+    _, sep = special_token_ids(tokenizer)
+    source, _ = encode_source(
+        tokenizer, passage, None, max_length=max_source_length, answer_span=answer_span
+    )
+    ids, segments = list(source), [0] * len(source)
+    for k, (answer, question) in enumerate(targets, start=1):
+        a = tokenizer(answer, add_special_tokens=False)["input_ids"]
+        q = tokenizer(question, add_special_tokens=False)["input_ids"]
+        target = [*a, sep, *q, sep]
+        ids += target
+        segments += [k] * len(target)
+    feature = {
+        "input_ids": ids,
+        "token_type_ids": [int(s > 0) for s in segments],
+        "target_segment_ids": segments,
+    }
+    device = next(model.parameters()).device
+    batch = {k: v.to(device) for k, v in UniLMCollator(tokenizer)([feature]).items()}
+    labels = batch.pop("labels")
+    was_training = model.training
+    model.eval()
+    try:
+        logits = model(**batch).logits.float()  # (M, V), target tokens in row order
+    finally:
+        model.train(was_training)
+    is_target = labels != -100
+    tokens = labels[is_target]
+    which = batch["target_segment_ids"][is_target]  # (M,) the target of each token
+    logp = logits.log_softmax(-1).gather(1, tokens[:, None]).squeeze(1)
+    sums = torch.zeros(len(targets) + 1, device=device).index_add_(0, which, logp)
+    return sums[1:].tolist()
+
+
+def round_trip_answers(
+    model, tokenizer, passage: str, pairs: list[dict[str, Any]], max_source_length: int = 320
+) -> list[int]:
+    """For each pair, the index of the pair whose answer the model reads its question as asking
+    for: ``argmax_j log p(answer_j, question_i | passage)`` over the passage's answers."""
+    answers = [p["answer"] for p in pairs]
+    chosen = []
+    for pair in pairs:
+        start = pair.get("answer_start", -1)
+        span = (start, start + len(pair["answer"])) if start >= 0 else None
+        scores = score_targets(
+            model, tokenizer, passage, [(a, pair["question"]) for a in answers],
+            max_source_length, span,
+        )  # fmt: skip
+        chosen.append(max(range(len(scores)), key=scores.__getitem__))
+    return chosen
+
+
+def round_trip_filter(
+    model, tokenizer, passage: str, pairs: list[dict[str, Any]], min_f1: float = 1.0,
+    max_source_length: int = 320,
+) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
+    """Keep the pairs whose question the model reads as asking for their own answer (token F1
+    of the chosen answer against the pair's own >= ``min_f1``). A passage with a single pair
+    has no alternative to choose from: it is kept.
+
+    Returns:
+        The kept pairs (in their order) and how many were dropped.
+    """
+    if len(pairs) < 2:
+        return list(pairs), 0
+    chosen = round_trip_answers(model, tokenizer, passage, pairs, max_source_length)
+    kept = [p for p, j in zip(pairs, chosen) if token_f1(pairs[j]["answer"], p["answer"]) >= min_f1]
+    return kept, len(pairs) - len(kept)

@@ -1,0 +1,52 @@
+"""The round-trip check with the qag model itself: its packed scores equal the unpacked ones,
+and a pair is kept when the model reads its question as asking for its own answer."""
+
+import pytest
+import torch
+
+import qgen.round_trip as rt
+from qgen.data import UniLMCollator, encode_source
+from qgen.testing import tiny_unilm_model, tiny_wordpiece_tokenizer
+
+PASSAGE = "the cat sat on the mat in paris, the capital of france."
+
+
+def _unpacked_score(model, tok, answer, question):
+    source, _ = encode_source(tok, PASSAGE, None, max_length=320)
+    sep = tok.sep_token_id
+    target = [*tok(answer, add_special_tokens=False)["input_ids"], sep,
+              *tok(question, add_special_tokens=False)["input_ids"], sep]  # fmt: skip
+    feature = {
+        "input_ids": source + target,
+        "token_type_ids": [0] * len(source) + [1] * len(target),
+    }
+    batch = UniLMCollator(tok)([feature])
+    with torch.no_grad():
+        out = model(**batch, num_items_in_batch=1)  # the summed cross-entropy
+    return -float(out.loss)
+
+
+def test_packed_scores_equal_unpacked_ones():
+    tok = tiny_wordpiece_tokenizer()
+    model = tiny_unilm_model(vocab_size=len(tok))
+    targets = [("paris", "where is the cat?"), ("the mat", "what is in paris?"), ("cat", "who?")]
+    scores = rt.score_targets(model, tok, PASSAGE, targets)
+    for (answer, question), score in zip(targets, scores):
+        assert score == pytest.approx(_unpacked_score(model, tok, answer, question), abs=1e-4)
+
+
+def test_filter_keeps_pairs_whose_question_picks_their_answer(monkeypatch):
+    pairs = [
+        {"question": "where?", "answer": "paris", "answer_start": 27},
+        {"question": "what sat?", "answer": "the cat", "answer_start": 0},
+        {"question": "which city?", "answer": "the capital of france", "answer_start": 37},
+    ]
+    # rows: a question; columns: the candidate answers. Question 2 reads as asking for "paris".
+    table = {"where?": [-1, -5, -6], "what sat?": [-7, -2, -9], "which city?": [-3, -8, -4]}
+    monkeypatch.setattr(rt, "score_targets", lambda m, t, p, targets, *a: table[targets[0][1]])
+    assert rt.round_trip_answers(None, None, PASSAGE, pairs) == [0, 1, 0]
+    kept, dropped = rt.round_trip_filter(None, None, PASSAGE, pairs)
+    assert [p["answer"] for p in kept] == ["paris", "the cat"] and dropped == 1
+    # token F1 of "paris" against "the capital of france" is 0: a lower threshold keeps nothing more
+    assert rt.round_trip_filter(None, None, PASSAGE, pairs, min_f1=0.0)[1] == 0
+    assert rt.round_trip_filter(None, None, PASSAGE, pairs[:1]) == (pairs[:1], 0)
