@@ -26,7 +26,6 @@ from .filters import token_f1
 __all__ = ["round_trip_answers", "round_trip_filter", "score_targets"]
 
 
-@torch.no_grad()
 def score_targets(
     model, tokenizer, passage: str, targets: list[tuple[str, str]], max_source_length: int = 320,
     answer_span: tuple[int, int] | None = None,
@@ -44,12 +43,18 @@ def score_targets(
     Returns:
         One summed log-probability per target (both ``[SEP]``s included).
     """
-    if not targets:
-        return []
-    _, sep = special_token_ids(tokenizer)
     source, _ = encode_source(
         tokenizer, passage, None, max_length=max_source_length, answer_span=answer_span
     )
+    return _score(model, tokenizer, source, targets)
+
+
+@torch.no_grad()
+def _score(model, tokenizer, source: list[int], targets: list[tuple[str, str]]) -> list[float]:
+    """`score_targets` for an encoded source: all targets packed after one copy of it."""
+    if not targets:
+        return []
+    _, sep = special_token_ids(tokenizer)
     ids, segments = list(source), [0] * len(source)
     for k, (answer, question) in enumerate(targets, start=1):
         a = tokenizer(answer, add_special_tokens=False)["input_ids"]
@@ -83,17 +88,26 @@ def round_trip_answers(
     model, tokenizer, passage: str, pairs: list[dict[str, Any]], max_source_length: int = 320
 ) -> list[int]:
     """For each pair, the index of the pair whose answer the model reads its question as asking
-    for: ``argmax_j log p(answer_j, question_i | passage)`` over the passage's answers."""
+    for: ``argmax_j log p(answer_j, question_i | passage)`` over the passage's answers. Pairs
+    whose answers share a passage window (all of them, for a passage that fits) are scored in
+    one forward pass."""
     answers = [p["answer"] for p in pairs]
-    chosen = []
-    for pair in pairs:
+    k = len(pairs)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, pair in enumerate(pairs):
         start = pair.get("answer_start", -1)
         span = (start, start + len(pair["answer"])) if start >= 0 else None
-        scores = score_targets(
-            model, tokenizer, passage, [(a, pair["question"]) for a in answers],
-            max_source_length, span,
-        )  # fmt: skip
-        chosen.append(max(range(len(scores)), key=scores.__getitem__))
+        source, _ = encode_source(
+            tokenizer, passage, None, max_length=max_source_length, answer_span=span
+        )
+        groups.setdefault(tuple(source), []).append(i)
+    chosen = [0] * k
+    for source, members in groups.items():
+        targets = [(a, pairs[i]["question"]) for i in members for a in answers]
+        scores = _score(model, tokenizer, list(source), targets)
+        for n, i in enumerate(members):
+            row = scores[n * k : (n + 1) * k]
+            chosen[i] = max(range(k), key=row.__getitem__)
     return chosen
 
 

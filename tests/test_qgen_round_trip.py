@@ -43,10 +43,19 @@ def test_filter_keeps_pairs_whose_question_picks_their_answer(monkeypatch):
     ]
     # rows: a question; columns: the candidate answers. Question 2 reads as asking for "paris".
     table = {"where?": [-1, -5, -6], "what sat?": [-7, -2, -9], "which city?": [-3, -8, -4]}
-    monkeypatch.setattr(rt, "score_targets", lambda m, t, p, targets, *a: table[targets[0][1]])
-    assert rt.round_trip_answers(None, None, PASSAGE, pairs) == [0, 1, 0]
-    kept, dropped = rt.round_trip_filter(None, None, PASSAGE, pairs)
+    answers = [p["answer"] for p in pairs]
+    calls = []
+
+    def fake(model, tok, source, targets):
+        calls.append(len(targets))
+        return [table[q][answers.index(a)] for a, q in targets]
+
+    monkeypatch.setattr(rt, "_score", fake)
+    tok = tiny_wordpiece_tokenizer()
+    assert rt.round_trip_answers(None, tok, PASSAGE, pairs) == [0, 1, 0]
+    assert calls == [9]  # one window: every (answer, question) target in one forward pass
+    kept, dropped = rt.round_trip_filter(None, tok, PASSAGE, pairs)
     assert [p["answer"] for p in kept] == ["paris", "the cat"] and dropped == 1
-    # token F1 of "paris" against "the capital of france" is 0: a lower threshold keeps nothing more
-    assert rt.round_trip_filter(None, None, PASSAGE, pairs, min_f1=0.0)[1] == 0
-    assert rt.round_trip_filter(None, None, PASSAGE, pairs[:1]) == (pairs[:1], 0)
+    # min_f1=0 accepts any chosen answer: every pair stays
+    assert rt.round_trip_filter(None, tok, PASSAGE, pairs, min_f1=0.0)[1] == 0
+    assert rt.round_trip_filter(None, tok, PASSAGE, pairs[:1]) == (pairs[:1], 0)
