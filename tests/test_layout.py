@@ -62,13 +62,14 @@ QGEN_INFERENCE = (
     "qgen.corpus",
     "qgen.filters",
     "qgen.round_trip",
+    "qgen.reader",
     "qgen.__main__",  # `python -m qgen`: the command line
     "qgen.data",
     "qgen.squad",
     "qgen.modeling",
 )
 # every other qgen module, so that a new module must be put on one side or the other
-QGEN_NOT_INFERENCE = ("qgen.__init__", "qgen.training", "qgen.testing")
+QGEN_NOT_INFERENCE = ("qgen.__init__", "qgen.training", "qgen.reader_training", "qgen.testing")
 INFERENCE_FORBIDDEN = (
     "qgen.training",
     "regularizers",

@@ -370,3 +370,34 @@ def test_round_trip_drops_and_counts(model_dir, tmp_path, capsys):
         capsys, *_generate(model_dir, inp, tmp_path / "x.jsonl", "--round_trip_f1", "2")
     )
     assert code == 2 and "--round_trip_f1 must be in [0, 1]" in err
+
+
+def test_round_trip_with_an_extractive_reader(model_dir, tmp_path, capsys):
+    from transformers import BertForQuestionAnswering
+
+    tok = tiny_wordpiece_tokenizer()
+    reader = tmp_path / "reader"
+    BertForQuestionAnswering(
+        BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1,
+                   num_attention_heads=4, intermediate_size=37)
+    ).save_pretrained(reader)  # fmt: skip
+    tok.save_pretrained(reader)
+    inp = tmp_path / "p.txt"
+    inp.write_text("\n".join(PASSAGES) + "\n")
+    out = tmp_path / "qa.jsonl"
+    argv = (
+        "--keep_duplicates",
+        "--round_trip",
+        "--round_trip_reader",
+        reader,
+        "--round_trip_f1",
+        "0.5",
+    )
+    code, stdout, err = _run(capsys, *_generate(model_dir, inp, out, *argv))
+    assert code == 0, err
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert "round_trip" in summary["filtered"]
+    code, _, err = _run(
+        capsys, *_generate(model_dir, inp, tmp_path / "x.jsonl", "--round_trip_reader", reader)
+    )
+    assert code == 2 and "--round_trip_reader needs --round_trip" in err

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -11,7 +12,7 @@ import time
 from collections import Counter
 
 from ..corpus import Passage, count_passages, iter_passages
-from ..filters import CorpusDedup, filter_passage_pairs
+from ..filters import CorpusDedup, filter_passage_pairs, token_f1
 from ..generation_config import generator_kwargs
 from .options import (
     CLIError,
@@ -68,6 +69,11 @@ def add_arguments(gen: argparse.ArgumentParser) -> None:
         "--round_trip", action="store_true",
         help="keep a pair only when the model, reading its question, picks its answer among the "
         "passage's answers (qgen.round_trip; one extra forward pass per pair)",
+    )  # fmt: skip
+    gen.add_argument(
+        "--round_trip_reader", default=None,
+        help="with --round_trip: an extractive QA model directory (AutoModelForQuestionAnswering, "
+        "e.g. from scripts/train_reader.py) reads the questions instead of the qag model",
     )  # fmt: skip
     gen.add_argument(
         "--round_trip_f1", type=float, default=1.0,
@@ -158,6 +164,7 @@ def _fingerprint(args: argparse.Namespace, model_dir: str, settings: dict, world
         "keep_non_span_answers": args.keep_non_span_answers, "settings": config.to_dict(),
         "filters": None if args.keep_duplicates else {"jaccard": args.near_duplicate_jaccard},
         "round_trip_f1": args.round_trip_f1 if args.round_trip else None,
+        "round_trip_reader": args.round_trip_reader if args.round_trip else None,
     }  # fmt: skip
 
 
@@ -231,6 +238,11 @@ def run(args: argparse.Namespace) -> dict:
             raise CLIError(f"{args.output}: output directory {parent} does not exist")
     model_dir = resolve_model_dir(args.model)
     check_positive(args, "num_pairs", "batch_size", "max_source_length")
+    if args.round_trip_reader is not None:
+        if not args.round_trip:
+            raise CLIError("--round_trip_reader needs --round_trip")
+        if not os.path.isfile(os.path.join(args.round_trip_reader, "config.json")):
+            raise CLIError(f"{args.round_trip_reader}: not a model directory (no config.json)")
     if not 0.0 <= args.round_trip_f1 <= 1.0:
         raise CLIError(f"--round_trip_f1 must be in [0, 1], got {args.round_trip_f1}")
     if not 0.0 < args.near_duplicate_jaccard <= 1.0:
@@ -351,14 +363,31 @@ def _generate(args, model_dir, settings, out, total, mine, local_rank, world) ->
 
 
 def _round_trip(generator, passage: str, pairs: list[dict], args, filtered: Counter) -> list[dict]:
-    from ..round_trip import round_trip_filter
+    if args.round_trip_reader is not None:
+        answers = _reader(args.round_trip_reader).answer(
+            [passage] * len(pairs), [p["question"] for p in pairs]
+        )
+        kept = [
+            p
+            for p, a in zip(pairs, answers)
+            if token_f1(a["answer"], p["answer"]) >= args.round_trip_f1
+        ]
+    else:
+        from ..round_trip import round_trip_filter
 
-    kept, dropped = round_trip_filter(
-        generator.model, generator.tokenizer, passage, pairs, args.round_trip_f1,
-        generator.max_source_length,
-    )  # fmt: skip
-    filtered["round_trip"] += dropped
+        kept, _ = round_trip_filter(
+            generator.model, generator.tokenizer, passage, pairs, args.round_trip_f1,
+            generator.max_source_length,
+        )  # fmt: skip
+    filtered["round_trip"] += len(pairs) - len(kept)
     return kept
+
+
+@functools.lru_cache(maxsize=1)
+def _reader(path: str):
+    from ..reader import ExtractiveReader
+
+    return ExtractiveReader(path)
 
 
 def _filter(pairs: list[dict], args, filtered: Counter) -> list[dict]:
