@@ -392,7 +392,8 @@ class QAGenerator:
                 question, and at most ``num_pairs`` pairs per passage are returned (the
                 best-scoring).
             batch_size: passage windows per decoding call (each expands to the sampled answers
-                in stage 1 and ``num_beams`` rows per answer in stage 2).
+                in stage 1 and ``num_beams`` rows per answer in stage 2). The windows of all
+                ``passages`` are batched by length, so a longer list pads less.
             keep_non_span_answers: keep answers that are not a span of the passage (with
                 ``answer_start=-1``); only unconstrained answers (``constrain_answers=False``)
                 can be such.
@@ -410,6 +411,9 @@ class QAGenerator:
             raise ValueError(f"batch_size must be >= 1, got batch_size={batch_size}")
         passages = check_passages(passages)
         windows = [w for i, p in enumerate(passages) for w in self._windows(p, i)]
+        # windows of similar length share a batch: less padding in both stages (a stable sort,
+        # so the batches are a fixed function of the input)
+        windows.sort(key=lambda w: len(w.source))
         generator = self._generator()
         pairs: list[list[dict[str, Any]]] = [[] for _ in passages]
         for b in range(0, len(windows), batch_size):

@@ -183,7 +183,7 @@ def test_existing_output_is_never_truncated(model_dir, tmp_path, capsys):
     assert code == 0 and "keep" not in out.read_text().splitlines()[0]
 
 
-def test_batches_already_written_survive_a_crash(model_dir, tmp_path, monkeypatch, capsys):
+def test_blocks_already_written_survive_a_crash(model_dir, tmp_path, monkeypatch, capsys):
     inp = tmp_path / "p.txt"
     inp.write_text("\n".join(PASSAGES) + "\n")
     out = tmp_path / "qa.jsonl"
@@ -200,7 +200,7 @@ def test_batches_already_written_survive_a_crash(model_dir, tmp_path, monkeypatc
 
     monkeypatch.setattr(QAGenerator, "generate", flaky)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        main(_generate(model_dir, str(inp), str(out), "--batch_size", "2"))
+        main(_generate(model_dir, str(inp), str(out), "--batch_size", "2", "--block_size", "2"))
     lines = out.read_text().splitlines()
     assert len(lines) == 2 and json.loads(lines[0])["context"] == PASSAGES[0]
 

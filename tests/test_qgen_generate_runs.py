@@ -44,7 +44,7 @@ def _cmd(setup, output, *launcher):
     return [
         *launcher, "generate", "--model", str(setup / "model"), "--input",
         str(setup / "corpus.txt"), "--output", str(output), "--seed", "0", "--batch_size", "3",
-        "--num_pairs", "2", "--quiet",
+        "--block_size", "3", "--num_pairs", "2", "--quiet",
     ]  # fmt: skip
 
 
@@ -68,9 +68,9 @@ def _reference(setup) -> bytes:
     return ref.read_bytes()
 
 
-def _journaled_batches(output) -> int:
+def _journaled_blocks(output) -> int:
     journal = read_journal(str(output))
-    return 0 if journal is None else len(journal.batches)
+    return 0 if journal is None else len(journal.blocks)
 
 
 @pytest.mark.slow
@@ -82,13 +82,13 @@ def test_killed_twice_then_rerun_equals_an_uninterrupted_run(setup):
     for _ in range(2):
         proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 120
-        while _journaled_batches(out) < seen + 4 and proc.poll() is None:
+        while _journaled_blocks(out) < seen + 4 and proc.poll() is None:
             assert time.monotonic() < deadline, "no progress"
             time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)  # at whatever point of the next batch it is
+        proc.send_signal(signal.SIGKILL)  # at whatever point of the next block it is
         proc.wait()
         assert proc.returncode == -signal.SIGKILL
-        seen = _journaled_batches(out)
+        seen = _journaled_blocks(out)
         assert 0 < seen < 30
     _run(cmd)
     assert out.read_bytes() == reference
@@ -130,24 +130,24 @@ def test_a_different_command_does_not_resume(setup, tmp_path):
     assert "made by a different command (it differs in settings)" in proc.stderr
 
 
-def test_resume_cuts_a_half_written_batch_and_a_torn_journal_line(tmp_path):
+def test_resume_cuts_a_half_written_block_and_a_torn_journal_line(tmp_path):
     """What a kill between writing records and journaling them leaves behind is undone."""
     from qgen.cli.output import JournaledOutput
 
     out = tmp_path / "qa.jsonl"
     fp = {"input": "x", "seed": 0}
     writer = JournaledOutput(str(out), fp, overwrite=False, append=False)
-    writer.write_batch(0, [{"id": "a-0"}, {"id": "a-1"}], passages=2, empty=0)
-    writer.write_batch(1, [{"id": "b-0"}], passages=1, empty=0)
+    writer.write_block(0, [{"id": "a-0"}, {"id": "a-1"}], passages=2, empty=0)
+    writer.write_block(1, [{"id": "b-0"}], passages=1, empty=0)
     writer.close()  # killed: no "complete"
     good = out.read_bytes()
     with open(out, "ab") as f:
-        f.write(b'{"id": "c-0"}\n{"id": "c-')  # batch 2 half written
+        f.write(b'{"id": "c-0"}\n{"id": "c-')  # block 2 half written
     with open(str(out) + ".progress", "a") as f:
-        f.write('{"batch": 2, "sta')  # its journal line torn
+        f.write('{"block": 2, "sta')  # its journal line torn
     again = JournaledOutput(str(out), fp, overwrite=False, append=False)
     assert out.read_bytes() == good and sorted(again.done) == [0, 1]
-    again.write_batch(2, [{"id": "c-0"}], passages=1, empty=0)
+    again.write_block(2, [{"id": "c-0"}], passages=1, empty=0)
     again.finish()
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == [
         "a-0",
@@ -160,11 +160,11 @@ def test_resume_cuts_a_half_written_batch_and_a_torn_journal_line(tmp_path):
         JournaledOutput(str(out), {**fp, "seed": 1}, overwrite=False, append=False)
 
 
-def test_resume_before_the_first_batch_was_journaled(tmp_path):
+def test_resume_before_the_first_block_was_journaled(tmp_path):
     from qgen.cli.output import JournaledOutput
 
     out = tmp_path / "qa.jsonl"
     JournaledOutput(str(out), {"seed": 0}, overwrite=False, append=False).close()
-    out.write_bytes(b'{"id": "a-0"}\n{"id"')  # killed inside batch 0
+    out.write_bytes(b'{"id": "a-0"}\n{"id"')  # killed inside block 0
     again = JournaledOutput(str(out), {"seed": 0}, overwrite=False, append=False)
     assert out.read_bytes() == b"" and not again.done

@@ -43,7 +43,14 @@ def add_arguments(gen: argparse.ArgumentParser) -> None:
     gen.add_argument(
         "--num_pairs", type=int, default=None, help="pairs per passage (default: saved, 3)"
     )
-    gen.add_argument("--batch_size", type=int, default=16, help="passages per batch (default 16)")
+    gen.add_argument(
+        "--batch_size", type=int, default=16, help="passage windows per decoding call (default 16)"
+    )
+    gen.add_argument(
+        "--block_size", type=int, default=None,
+        help="passages generated, written and journaled together; their windows are batched by "
+        "length (default: 8 x --batch_size)",
+    )  # fmt: skip
     gen.add_argument(
         "--max_source_length", type=int, default=None,
         help="source tokens per window (default: saved, 320)",
@@ -112,6 +119,11 @@ def _print_pairs(passage: Passage, pairs: list[dict], number: int) -> None:
     print()
 
 
+def _block(args: argparse.Namespace) -> int:
+    """Passages per block: one `QAGenerator.generate` call, one journal entry."""
+    return args.block_size if args.block_size is not None else 8 * args.batch_size
+
+
 def _process_group() -> tuple[int, int, int]:
     """``(rank, world size, local rank)`` as torchrun and accelerate launch set them."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -119,17 +131,17 @@ def _process_group() -> tuple[int, int, int]:
     return rank, world, int(os.environ.get("LOCAL_RANK", str(rank)))
 
 
-def _batches(source: str, batch_size: int):
-    """``(index, passages)`` for consecutive batches of the input, read as a stream."""
-    batch: list[Passage] = []
+def _blocks(source: str, batch_size: int):
+    """``(index, passages)`` for consecutive blocks of the input, read as a stream."""
+    block: list[Passage] = []
     index = 0
     for passage in iter_passages(source):
-        batch.append(passage)
-        if len(batch) == batch_size:
-            yield index, batch
-            batch, index = [], index + 1
-    if batch:
-        yield index, batch
+        block.append(passage)
+        if len(block) == batch_size:
+            yield index, block
+            block, index = [], index + 1
+    if block:
+        yield index, block
 
 
 def _settings(args: argparse.Namespace, model_dir: str) -> dict:
@@ -160,7 +172,8 @@ def _fingerprint(args: argparse.Namespace, model_dir: str, settings: dict, world
     return {
         "input": os.path.abspath(args.input), "input_bytes": stat.st_size,
         "input_mtime_ns": stat.st_mtime_ns, "model": os.path.abspath(model_dir),
-        "seed": args.seed, "batch_size": args.batch_size, "processes": world,
+        "seed": args.seed, "batch_size": args.batch_size, "block_size": _block(args),
+        "processes": world,
         "keep_non_span_answers": args.keep_non_span_answers, "settings": config.to_dict(),
         "filters": None if args.keep_duplicates else {"jaccard": args.near_duplicate_jaccard},
         "round_trip_f1": args.round_trip_f1 if args.round_trip else None,
@@ -172,9 +185,9 @@ def _shard(output: str, rank: int, world: int) -> str:
     return f"{output}.rank{rank}-of-{world}"
 
 
-def _merge_shards(output: str, world: int, fingerprint: dict, n_batches: int) -> None:
+def _merge_shards(output: str, world: int, fingerprint: dict, n_blocks: int) -> None:
     """Rank 0, after its own shard: wait for the other processes' shards, then write the
-    output in corpus order (batch ``b`` is in shard ``b % world``) and remove the shards."""
+    output in corpus order (block ``b`` is in shard ``b % world``) and remove the shards."""
     shards = [_shard(output, r, world) for r in range(world)]
     waited = False
     while True:
@@ -187,8 +200,8 @@ def _merge_shards(output: str, world: int, fingerprint: dict, n_batches: int) ->
         time.sleep(1.0)
     merged = JournaledOutput(output, fingerprint, overwrite=True, append=False)
     dedup = None if fingerprint["filters"] is None else CorpusDedup()
-    for b in range(n_batches):
-        entry = journals[b % world].batches[b]
+    for b in range(n_blocks):
+        entry = journals[b % world].blocks[b]
         with open(shards[b % world], "rb") as f:
             f.seek(entry["start"])
             lines = f.read(entry["end"] - entry["start"]).decode("utf-8").splitlines()
@@ -201,7 +214,7 @@ def _merge_shards(output: str, world: int, fingerprint: dict, n_batches: int) ->
             records = kept
         else:
             empty = entry["empty"]
-        merged.write_batch(b, records, entry["passages"], empty, filtered)
+        merged.write_block(b, records, entry["passages"], empty, filtered)
     merged.finish()
     for s in shards:
         for path in (s, journal_path(s)):
@@ -219,9 +232,9 @@ def run(args: argparse.Namespace) -> dict:
     output and the options are checked before the model loads.
 
     Under ``torchrun --nproc_per_node N -m qgen generate ...`` or ``accelerate launch -m qgen
-    generate ...`` each process takes every N-th batch of the corpus and writes its own shard
+    generate ...`` each process takes every N-th block of the corpus and writes its own shard
     (``qa.jsonl.rank<r>-of-<N>``); the first process then merges them in corpus order. Every
-    batch is sampled from ``seed + batch index``, so the records do not depend on how many
+    block is sampled from ``seed + block index``, so the records do not depend on how many
     processes made them. A run killed at any moment resumes when run again (`output`).
     """
     if args.overwrite and args.append:
@@ -237,7 +250,7 @@ def run(args: argparse.Namespace) -> dict:
         if not os.path.isdir(parent):
             raise CLIError(f"{args.output}: output directory {parent} does not exist")
     model_dir = resolve_model_dir(args.model)
-    check_positive(args, "num_pairs", "batch_size", "max_source_length")
+    check_positive(args, "num_pairs", "batch_size", "block_size", "max_source_length")
     if args.round_trip_reader is not None:
         if not args.round_trip:
             raise CLIError("--round_trip_reader needs --round_trip")
@@ -252,8 +265,8 @@ def run(args: argparse.Namespace) -> dict:
     settings = _settings(args, model_dir)
     fingerprint = _fingerprint(args, model_dir, settings, world)
 
-    n_batches = -(-total // args.batch_size)
-    mine = [b for b in range(n_batches) if b % world == rank]
+    n_blocks = -(-total // _block(args))
+    mine = [b for b in range(n_blocks) if b % world == rank]
     out = None
     if args.output is not None:
         final = read_journal(args.output)
@@ -273,7 +286,7 @@ def run(args: argparse.Namespace) -> dict:
     if out is None or not out.complete:
         this_run = _generate(args, model_dir, settings, out, total, mine, local_rank, world)
     if out is not None and world > 1 and rank == 0 and out.path != args.output:
-        _merge_shards(args.output, world, fingerprint, n_batches)
+        _merge_shards(args.output, world, fingerprint, n_blocks)
         out = JournaledOutput(args.output, fingerprint, overwrite=False, append=False)
     seconds = time.perf_counter() - start
     totals = out.totals() if out is not None else this_run
@@ -290,7 +303,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _generate(args, model_dir, settings, out, total, mine, local_rank, world) -> dict:
-    """Generate the batches ``mine`` that ``out`` does not hold yet, dropping duplicates;
+    """Generate the blocks ``mine`` that ``out`` does not hold yet, dropping duplicates;
     returns this run's counts (passages, pairs kept, passages without a pair, filtered)."""
     import torch
     from tqdm.auto import tqdm
@@ -308,7 +321,7 @@ def _generate(args, model_dir, settings, out, total, mine, local_rank, world) ->
         raise CLIError(str(err)) from None
     done = out.done if out is not None else {}
     todo = set(mine) - set(done)
-    size = args.batch_size
+    size = _block(args)
     passages_of = {b: min(size, total - b * size) for b in mine}
     counts = {"passages": 0, "pairs": 0, "passages_without_pairs": 0, "filtered": Counter()}
     # one process drops corpus-wide duplicates as it goes; several leave it to the merge
@@ -319,14 +332,14 @@ def _generate(args, model_dir, settings, out, total, mine, local_rank, world) ->
         total=sum(passages_of.values()), initial=sum(passages_of[b] for b in done if b in passages_of),
         unit="passage", disable=args.quiet or out is None, dynamic_ncols=True,
     ) as bar:  # fmt: skip
-        for b, chunk in _batches(args.input, size):
+        for b, chunk in _blocks(args.input, size):
             if b not in todo:
                 continue
             if args.seed is not None:
-                generator.seed = args.seed + b  # each batch its own stream: shard-independent
+                generator.seed = args.seed + b  # each block its own stream: shard-independent
             results = generator.generate(
                 [p.context for p in chunk],
-                batch_size=size,
+                batch_size=args.batch_size,
                 keep_non_span_answers=args.keep_non_span_answers,
             )
             filtered: Counter = Counter()
@@ -350,7 +363,7 @@ def _generate(args, model_dir, settings, out, total, mine, local_rank, world) ->
                     shown = [p for j, p in enumerate(pairs) if f"{passage.id}-{j}" in kept_ids]
                     _print_pairs(passage, shown, b * size + k + 1)
             else:
-                out.write_batch(b, records, len(chunk), empty, filtered)
+                out.write_block(b, records, len(chunk), empty, filtered)
             counts["filtered"].update(filtered)
             counts["passages"] += len(chunk)
             counts["pairs"] += len(records)

@@ -1,13 +1,13 @@
-"""The output of ``qgen generate``: JSON lines written batch by batch with a journal, so that a
+"""The output of ``qgen generate``: JSON lines written block by block with a journal, so that a
 run killed at any moment (``kill -9`` included) continues where it stopped when the same command
 runs again, with no record lost, none twice and no torn line.
 
-Beside ``qa.jsonl`` the journal ``qa.jsonl.progress`` holds one JSON line per finished batch,
-written only after the batch's records are flushed to disk: ``{"batch": b, "start": s, "end": e,
+Beside ``qa.jsonl`` the journal ``qa.jsonl.progress`` holds one JSON line per finished block,
+written only after the block's records are flushed to disk: ``{"block": b, "start": s, "end": e,
 "passages": n, "pairs": p, "empty": k}`` (byte range of its records). The first line is the run's
 fingerprint (input file, model, seed, settings, processes); the last, ``{"complete": true}``. On a
-restart the output is cut back to the end of the last journaled batch (dropping a half-written
-batch) and the run skips the journaled batches. A journal from a different command is refused.
+restart the output is cut back to the end of the last journaled block (dropping a half-written
+block) and the run skips the journaled blocks. A journal from a different command is refused.
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ def journal_path(path: str) -> str:
 class Journal:
     fingerprint: dict[str, Any] | None = None
     start: int = 0  # byte offset where this run's records begin (--append)
-    batches: dict[int, dict[str, int]] = field(default_factory=dict)
+    blocks: dict[int, dict[str, int]] = field(default_factory=dict)
     complete: bool = False
     valid_bytes: int = 0  # the journal's length up to its last whole line
 
     @property
     def end(self) -> int:
-        return max((b["end"] for b in self.batches.values()), default=self.start)
+        return max((b["end"] for b in self.blocks.values()), default=self.start)
 
 
 def read_journal(path: str) -> Journal | None:
@@ -59,8 +59,8 @@ def read_journal(path: str) -> Journal | None:
                 journal.fingerprint, journal.start = entry["fingerprint"], entry.get("start", 0)
             elif entry.get("complete"):
                 journal.complete = True
-            elif "batch" in entry:
-                journal.batches[entry["batch"]] = entry
+            elif "block" in entry:
+                journal.blocks[entry["block"]] = entry
     return journal
 
 
@@ -113,7 +113,7 @@ class JournaledOutput:
         if self.journal.complete:
             self._out = self._log = None
             return
-        # cut a half-written batch off: the journal says where the last finished batch ends;
+        # cut a half-written block off: the journal says where the last finished block ends;
         # and a torn journal line, so that the next entry starts on a line of its own
         with open(path, "ab"):
             pass
@@ -127,34 +127,34 @@ class JournaledOutput:
 
     @property
     def done(self) -> dict[int, dict[str, int]]:
-        """The batches already written (by an earlier, interrupted run of this command)."""
-        return self.journal.batches
+        """The blocks already written (by an earlier, interrupted run of this command)."""
+        return self.journal.blocks
 
     @property
     def complete(self) -> bool:
         return self.journal.complete
 
-    def write_batch(
+    def write_block(
         self,
-        batch: int,
+        block: int,
         records: list[dict],
         passages: int,
         empty: int,
         filtered: dict[str, int] | None = None,
     ) -> None:
-        """Write one batch's records, then journal it (in that order, each flushed to disk);
+        """Write one block's records, then journal it (in that order, each flushed to disk);
         ``filtered`` counts the pairs dropped by each filter."""
         start = self._out.tell()
         for record in records:
             self._out.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
         _fsync(self._out)
         entry = {
-            "batch": batch, "start": start, "end": self._out.tell(), "passages": passages,
+            "block": block, "start": start, "end": self._out.tell(), "passages": passages,
             "pairs": len(records), "empty": empty, "filtered": dict(filtered or {}),
         }  # fmt: skip
         self._log.write(json.dumps(entry) + "\n")
         _fsync(self._log)
-        self.journal.batches[batch] = entry
+        self.journal.blocks[block] = entry
 
     def finish(self) -> None:
         """Mark the run complete and close the files."""
@@ -172,16 +172,16 @@ class JournaledOutput:
 
     def totals(self) -> dict[str, Any]:
         """Passages, pairs kept, passages without a pair and pairs filtered (by reason) over
-        every journaled batch."""
-        batches = self.journal.batches.values()
+        every journaled block."""
+        blocks = self.journal.blocks.values()
         filtered: dict[str, int] = {}
-        for b in batches:
+        for b in blocks:
             for reason, n in b.get("filtered", {}).items():
                 filtered[reason] = filtered.get(reason, 0) + n
         return {
-            "passages": sum(b["passages"] for b in batches),
-            "pairs": sum(b["pairs"] for b in batches),
-            "passages_without_pairs": sum(b["empty"] for b in batches),
+            "passages": sum(b["passages"] for b in blocks),
+            "pairs": sum(b["pairs"] for b in blocks),
+            "passages_without_pairs": sum(b["empty"] for b in blocks),
             "filtered": filtered,
         }
 
