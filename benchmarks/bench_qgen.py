@@ -7,7 +7,8 @@
 2. ``train_step``: forward + backward with the LM head at target positions only vs the head
    over the whole sequence (``full_logits=True``).
 3. ``qa_generation``: passages per second of `QAGenerator.generate` (answer by nucleus sampling,
-   question by beam search).
+   question by beam search), the per-batch fp32 path against blocks batched by length under
+   bf16 autocast (``--squad_passages`` takes SQuAD-length passages from a SQuAD file).
 4. ``train_throughput``: training questions per second (forward + backward + AdamW step) on
    SQuAD paragraphs of ``du_train.json`` (a seeded sample; ``--squad_file``), task ``qag``, with
    the MiniLM tokenizer: the earlier recipe (one row per question, fp32) against the new one
@@ -179,26 +180,44 @@ def bench_train_step(model, batch: int, passage_len: int, target_len: int, repea
 
 
 def bench_qa_generation(
-    model, tokenizer, passages: list[str], batch_size: int, num_pairs: int
+    model, tokenizer, passages: list[str], batch_size: int, num_pairs: int, block: int = 8
 ) -> None:
+    """The path of ``qgen generate`` before blocks (one generate call per ``batch_size``
+    passages, fp32) against the fast path (calls of ``block x batch_size`` passages, whose
+    windows are batched by length, under bf16 autocast where the CPU computes bf16
+    natively), on the same passages, in one run."""
     from qgen.generation import QAGenerator
+    from qgen.training import cpu_has_native_bf16
 
-    generator = QAGenerator(model, tokenizer)
-    generator.generate(passages[:2], num_pairs=num_pairs, batch_size=batch_size)  # warm-up
-    t0, c0 = time.perf_counter(), time.process_time()
-    pairs = generator.generate(passages, num_pairs=num_pairs, batch_size=batch_size)
-    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    bf16 = torch.bfloat16 if cpu_has_native_bf16() or torch.cuda.is_available() else None
+    paths = {
+        "per_batch_fp32": (QAGenerator(model, tokenizer, seed=0), batch_size),
+        "blocks": (QAGenerator(model, tokenizer, seed=0), block * batch_size),
+        "blocks_bf16": (QAGenerator(model, tokenizer, seed=0, autocast_dtype=bf16), block * batch_size),
+    }  # fmt: skip
+    rates, pairs_out = {}, {}
+    for name, (generator, call) in paths.items():
+        generator.generate(passages[:2], num_pairs=num_pairs, batch_size=batch_size)  # warm-up
+        t0 = time.perf_counter()
+        pairs = []
+        for lo in range(0, len(passages), call):
+            pairs += generator.generate(
+                passages[lo : lo + call], num_pairs=num_pairs, batch_size=batch_size
+            )
+        rates[name] = len(passages) / (time.perf_counter() - t0)
+        pairs_out[name] = sum(len(p) for p in pairs)
     emit(
         {
             "case": "qa_generation",
             "passages": len(passages),
             "num_pairs": num_pairs,
             "batch_size": batch_size,
-            "seconds": round(seconds, 3),
-            "passages_per_s": round(len(passages) / seconds, 3),
-            "cpu_s": round(cpu, 3),
-            "passages_per_cpu_s": round(len(passages) / cpu, 3),
-            "pairs_returned": sum(len(p) for p in pairs),
+            "block": block * batch_size,
+            "bf16": bf16 is not None,
+            "passages_per_s": {k: round(v, 3) for k, v in rates.items()},
+            "pairs_returned": pairs_out,
+            "speedup": round(rates["blocks_bf16"] / rates["per_batch_fp32"], 2),
+            "target_passages_per_s": 5.0,
         }
     )
 
@@ -300,7 +319,14 @@ def _minilm_tokenizer():
     )
 
 
-def _sample_passages(n: int) -> list[str]:
+def _sample_passages(n: int, squad_file: str | None = None) -> list[str]:
+    """``n`` passages: a seeded sample of a SQuAD file's paragraphs, else the bundled sample's
+    (repeated as needed)."""
+    if squad_file:
+        with open(squad_file, encoding="utf-8") as f:
+            contexts = [p["context"] for a in json.load(f)["data"] for p in a["paragraphs"]]
+        order = torch.randperm(len(contexts), generator=torch.Generator().manual_seed(0))
+        return [contexts[i] for i in order[:n].tolist()]
     from importlib.resources import files
 
     text = files("qgen").joinpath("resources/sample_squad.json").read_text(encoding="utf-8")
@@ -319,7 +345,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--new_tokens", type=int, default=48)
     parser.add_argument("--train_batch", type=int, default=8)
     parser.add_argument("--target_len", type=int, default=48)
-    parser.add_argument("--model", default=None, help="trained qgen model dir for qa_generation")
+    parser.add_argument(
+        "--model", default=None,
+        help="qa_generation: a trained qgen model dir, or 'shipped' (default: random MiniLM-L6)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--squad_passages", default=None, help="qa_generation: take passages from this SQuAD file"
+    )
+    parser.add_argument("--generation_batch", type=int, default=8, help="qa_generation batch")
     parser.add_argument("--passages", type=int, default=16)
     parser.add_argument("--num_pairs", type=int, default=3)
     parser.add_argument(
@@ -345,15 +378,14 @@ def main(argv: list[str] | None = None) -> None:
         bench_train_step(model, args.train_batch, args.passage_len, args.target_len, args.repeats)
     if "qa_generation" in cases:
         if args.model:
-            from transformers import AutoTokenizer
+            from qgen.pretrained import load_model
 
-            tokenizer = AutoTokenizer.from_pretrained(args.model)
-            gen_model = UniLMForQAGeneration.from_pretrained(args.model).eval()
+            path = None if args.model == "shipped" else args.model
+            gen_model, tokenizer = load_model(path, "cpu")
         else:
             tokenizer, gen_model = _minilm_tokenizer(), model
-        bench_qa_generation(
-            gen_model, tokenizer, _sample_passages(args.passages), 8, args.num_pairs
-        )
+        passages = _sample_passages(args.passages, args.squad_passages)
+        bench_qa_generation(gen_model, tokenizer, passages, args.generation_batch, args.num_pairs)
 
 
 if __name__ == "__main__":

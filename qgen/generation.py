@@ -95,14 +95,17 @@ class _Batch:
 
 
 def _in_eval_mode(method):
-    """Run a generation method without dropout; a model that was training is put back."""
+    """Run a generation method without dropout (and under autocast when the generator has an
+    ``autocast_dtype``); a model that was training is put back."""
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         was_training = self.model.training
         self.model.eval()
+        dtype = self.autocast_dtype
         try:
-            return method(self, *args, **kwargs)
+            with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+                return method(self, *args, **kwargs)
         finally:
             self.model.train(was_training)
 
@@ -137,6 +140,9 @@ class QAGenerator:
             that repeat or do not end, so that agreeing samples do not leave a passage with
             fewer pairs than it holds answers.
         num_pairs: the default of `generate`'s ``num_pairs``.
+        autocast_dtype: run generation under ``torch.autocast`` with this dtype (e.g.
+            ``torch.bfloat16``: faster on GPUs and on CPUs with native bf16); None: the
+            model's own dtype.
         task: the task the model was trained for (default: ``model.config.qgen_task``). With
             ``"qag"``, `generate_questions` given answers puts each answer where the model
             wrote its own (``[CLS] passage [SEP] | answer [SEP]``) and decodes the question
@@ -162,6 +168,7 @@ class QAGenerator:
         answer_candidates: float = 2.0,
         num_pairs: int = 3,
         task: str | None = None,
+        autocast_dtype: torch.dtype | None = None,
     ):
         if answer_candidates < 1:
             raise ValueError(
@@ -208,6 +215,7 @@ class QAGenerator:
         self.constrain_answers = constrain_answers
         self.answer_candidates = answer_candidates
         self.num_pairs = num_pairs
+        self.autocast_dtype = autocast_dtype
         self.task = task or getattr(model.config, "qgen_task", None)
 
     @classmethod

@@ -359,3 +359,14 @@ def test_qag_model_given_an_answer_asks_what_its_stage_two_asks(monkeypatch):
         assert pairs[0]["question"] == expected["question"], answer
     assert asked[0]["answer_start"] == passage.index("paris")
     assert qg[0]["question"] != asked[0]["question"] or qg[0]["score"] != asked[0]["score"]
+
+
+def test_bf16_autocast_generation_still_writes_spans():
+    tok = tiny_wordpiece_tokenizer()
+    gen = _generator(tok, autocast_dtype=torch.bfloat16)
+    out = gen.generate([PASSAGE, "the cat sat on the mat."], num_pairs=2)
+    assert any(out)
+    for passage, pairs in zip([PASSAGE, "the cat sat on the mat."], out):
+        for p in pairs:
+            assert passage[p["answer_start"] :].startswith(p["answer"])
+    assert gen.model.bert.embeddings.word_embeddings.weight.dtype == torch.float32

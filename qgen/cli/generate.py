@@ -86,6 +86,10 @@ def add_arguments(gen: argparse.ArgumentParser) -> None:
         "--round_trip_f1", type=float, default=1.0,
         help="with --round_trip: token F1 the picked answer needs against the pair's (default 1)",
     )  # fmt: skip
+    gen.add_argument(
+        "--bf16", action="store_true",
+        help="generate under bf16 autocast (faster on GPUs and CPUs with native bf16)",
+    )  # fmt: skip
     gen.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     gen.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
     gen.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -177,6 +181,7 @@ def _fingerprint(args: argparse.Namespace, model_dir: str, settings: dict, world
         "keep_non_span_answers": args.keep_non_span_answers, "settings": config.to_dict(),
         "filters": None if args.keep_duplicates else {"jaccard": args.near_duplicate_jaccard},
         "round_trip_f1": args.round_trip_f1 if args.round_trip else None,
+        "bf16": args.bf16,
         "round_trip_reader": args.round_trip_reader if args.round_trip else None,
     }  # fmt: skip
 
@@ -316,7 +321,10 @@ def _generate(args, model_dir, settings, out, total, mine, local_rank, world) ->
         device = f"cuda:{local_rank % torch.cuda.device_count()}"
     model, tokenizer = load_model(model_dir, device or "cpu")
     try:
-        generator = QAGenerator(model, tokenizer, seed=args.seed, **settings)
+        generator = QAGenerator(
+            model, tokenizer, seed=args.seed,
+            autocast_dtype=torch.bfloat16 if args.bf16 else None, **settings,
+        )  # fmt: skip
     except ValueError as err:
         raise CLIError(str(err)) from None
     done = out.done if out is not None else {}
