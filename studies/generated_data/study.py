@@ -1,4 +1,4 @@
-"""Is generated data worth training on? (issue: dataset generation at scale, item 6.)
+"""Is generated data worth training on?
 
 On a domain the generator never saw (TyDi QA GoldP, English): generate pairs from the train
 passages with a qgen model, then train the same extractive reader, same recipe and budget, on
