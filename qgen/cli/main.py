@@ -36,6 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qgen`` command; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar above the command's own output
     try:
         if args.command == "generate":
             generate.report(generate.run(args))
