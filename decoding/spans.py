@@ -18,6 +18,7 @@ whenever the constraint allows it.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 
 import torch
@@ -27,13 +28,24 @@ from .processors import PROCESSORS, _as_id_list, check_eos_in_vocab
 
 __all__ = ["SpanConstraintProcessor", "word_boundaries"]
 
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
-_SPACED_WORD_CHAR = re.compile(rf"[^\W_{_CJK}]")  # a letter or digit of a script with spaces
+# scripts written without spaces between words: every character is a boundary (CJK, kana,
+# Hangul syllables, Thai, Lao, Myanmar, Khmer)
+_UNSPACED = (
+    "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+    "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"
+)
+_SPACED_WORD_CHAR = re.compile(rf"[^\W_{_UNSPACED}]")  # a letter or digit of a script with spaces
 _SEPARATORS = ",;:\u3001\uff0c\uff1b\uff1a"  # , ; : and their CJK forms
 
 
+def _in_word(ch: str) -> bool:
+    """A letter or digit of a spaced script, or a combining mark (Devanagari vowel signs and
+    virama, Arabic harakat ...), which always belongs to the word before it."""
+    return bool(_SPACED_WORD_CHAR.match(ch)) or unicodedata.category(ch).startswith("M")
+
+
 def _joins_word(left: str, right: str) -> bool:
-    return bool(_SPACED_WORD_CHAR.match(left) and _SPACED_WORD_CHAR.match(right))
+    return _in_word(left) and _in_word(right)
 
 
 def word_boundaries(text: str, offsets: Sequence[tuple[int, int]]) -> tuple[list[bool], list[bool]]:
@@ -61,6 +73,11 @@ def word_boundaries(text: str, offsets: Sequence[tuple[int, int]]) -> tuple[list
     edge = [text[s:e].strip().strip(_SEPARATORS) != "" for s, e in offsets]
     starts = [v and not cut_before(s) for v, (s, _) in zip(edge, offsets)]
     ends = [v and not cut_before(e) for v, (_, e) in zip(edge, offsets)]
+    # byte-fallback pieces share a character: never start or end between two of them
+    for i in range(1, len(offsets)):
+        if offsets[i][0] < offsets[i - 1][1]:
+            starts[i] = False
+            ends[i - 1] = False
     return starts, ends
 
 
@@ -155,8 +172,9 @@ class SpanConstraintProcessor(LogitsProcessor):
                 match &= shifted == generated[:, k : k + 1]
             nxt = torch.zeros_like(match)  # next token at i + m
             last = torch.zeros_like(match)  # current last token at i + m - 1
-            nxt[:, m:] = match[:, : max(width - m, 0)]
-            last[:, m - 1 :] = match[:, : width - m + 1]
+            if m <= width:  # longer than the source: no span (the row may only end)
+                nxt[:, m:] = match[:, : width - m]
+                last[:, m - 1 :] = match[:, : width - m + 1]
             nxt &= real
             may_end = (last & ends).any(dim=1)
         allowed = torch.zeros(n, vocab_size + 1, dtype=torch.bool, device=device)
@@ -170,4 +188,12 @@ class SpanConstraintProcessor(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
         check_eos_in_vocab(self.eos_token_ids, scores.shape[-1])
         allowed = self.allowed_tokens(input_ids, scores.shape[-1])
-        return scores.masked_fill(~allowed, -float("inf"))
+        out = scores.masked_fill(~allowed, -float("inf"))
+        # A row left with nothing (no token may start a span, and an earlier processor such as
+        # min_new_tokens banned the end token) ends: sampling from all -inf would fail.
+        dead = ~torch.isfinite(out).any(dim=-1)
+        if bool(dead.any()):
+            is_eos = torch.zeros(out.shape[-1], dtype=torch.bool, device=out.device)
+            is_eos[self._eos.to(out.device)] = True
+            out = out.masked_fill(dead[:, None] & is_eos, 0.0)
+        return out

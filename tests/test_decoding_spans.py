@@ -49,6 +49,38 @@ def test_boundaries_restrict_starts_and_ends():
     assert allowed([7, 5]) == {8}  # position 3 is no end
 
 
+def test_a_row_with_nothing_allowed_ends_instead_of_failing():
+    """No token may start a span (a passage of separators), and min_new_tokens has banned the
+    end token: the row ends rather than leaving sampling an all -inf row."""
+    proc = SpanConstraintProcessor([[5, 6]], 0, EOS, starts=[[False, False]])
+    scores = torch.zeros(1, VOCAB)
+    scores[0, EOS] = -float("inf")  # banned by min_new_tokens
+    out = proc(torch.zeros(1, 0, dtype=torch.long), scores)
+    assert torch.isfinite(out[0]).nonzero().flatten().tolist() == [EOS]
+    cfg = DecodingConfig(strategy="sample", min_new_tokens=1, max_new_tokens=4, eos_token_id=EOS,
+                         pad_token_id=PAD, seed=0)  # fmt: skip
+
+    class Flat:
+        def start(self, input_ids, **kw):
+            return None
+
+        def step(self, input_ids, state):
+            return torch.zeros(input_ids.shape[0], VOCAB), state
+
+        def reorder(self, state, index):
+            return state
+
+    out = decode(Flat(), torch.tensor([[3]]), cfg, logits_processor=[
+        SpanConstraintProcessor([[5, 6]], 1, EOS, starts=[[False, False]])])  # fmt: skip
+    assert out.sequences[0, 1:].tolist()[:1] == [EOS]
+
+
+def test_longer_than_the_source_may_only_end():
+    proc = SpanConstraintProcessor([[5, 6]], 0, EOS)
+    out = proc(torch.tensor([[5, 6, 5, 6]]), torch.zeros(1, VOCAB))
+    assert torch.isfinite(out[0]).nonzero().flatten().tolist() == [EOS]
+
+
 def test_pure_and_registered():
     proc = SpanConstraintProcessor(SOURCES, 1, [EOS, 3])
     ids = torch.tensor([[0, 5], [0, 9], [0, 21]])
@@ -145,6 +177,25 @@ def test_separators_neither_start_nor_end_a_span():
     zh = tiny_chinese_tokenizer()
     _, offsets, starts, ends = _words(zh, "乔戈里峰，位于中国")
     assert starts[4] is False and ends[4] is False and all(starts[:4] + starts[5:])
+
+
+def test_combining_marks_and_unspaced_scripts():
+    hindi = "भारत की राजधानी"  # vowel signs and virama are combining marks inside words
+    offsets = [(0, 2), (2, 4), (5, 7), (8, 11), (11, 15)]  # भा रत | की | राज धानी
+    starts, ends = word_boundaries(hindi, offsets)
+    assert starts == [True, False, True, True, False]
+    assert ends == [False, True, True, False, True]
+    assert not word_boundaries(hindi, [(0, 1), (1, 2)])[0][1]  # "ा" (a mark) starts no span
+    thai = "ประเทศไทย"  # no spaces between Thai words: any character boundary
+    assert word_boundaries(thai, [(0, 3), (3, 6), (6, 9)]) == ([True] * 3, [True] * 3)
+
+
+def test_byte_fallback_pieces_of_one_character_stay_together():
+    text = "a 😀 b"
+    offsets = [(0, 1), (2, 3), (2, 3), (2, 3), (2, 3), (4, 5)]  # the emoji as 4 byte pieces
+    starts, ends = word_boundaries(text, offsets)
+    assert starts == [True, True, False, False, False, True]
+    assert ends == [True, False, False, False, True, True]
 
 
 def test_chinese_any_character_boundary():
