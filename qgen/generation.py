@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -424,23 +425,24 @@ class QAGenerator:
         windows.sort(key=lambda w: len(w.source))
         generator = self._generator()
         pairs: list[list[dict[str, Any]]] = [[] for _ in passages]
+        asked: dict[int, set[str]] = {}  # normalised questions per passage, over all its windows
         for b in range(0, len(windows), batch_size):
             chunk = windows[b : b + batch_size]
             batch = self._encode([w.source for w in chunk])
             answers = self._sample_answers(batch, chunk, passages, num_pairs, generator)
             answers = [a for a in answers if a.span is not None or keep_non_span_answers]
-            self._ask_until_distinct(batch, chunk, answers, passages, pairs, num_pairs)
+            self._ask_until_distinct(batch, chunk, answers, passages, pairs, num_pairs, asked)
         return [merge_pairs(p)[:num_pairs] for p in pairs]
 
-    def _ask_until_distinct(self, batch, chunk, answers, passages, pairs, num_pairs) -> None:
+    def _ask_until_distinct(self, batch, chunk, answers, passages, pairs, num_pairs, asked) -> None:
         """Stage 2 for the first ``num_pairs`` answers of each window; where a question does
-        not end or repeats one already asked about the passage, once more with the window's
-        next answers. Appends the pairs to ``pairs`` (per passage)."""
+        not end or repeats one already asked about the passage (``asked``: per passage, in
+        any of its windows), once more with the window's next answers. Appends the pairs to
+        ``pairs`` (per passage)."""
         pending: dict[int, list[_Answer]] = {}
         for answer in answers:
             pending.setdefault(answer.window, []).append(answer)
         wanted = dict.fromkeys(pending, num_pairs)
-        asked: dict[int, set[str]] = {}  # normalised questions per passage
         for _ in range(2):
             todo = [a for w, queue in pending.items() for a in queue[: wanted[w]]]
             for w in pending:
@@ -548,6 +550,13 @@ class QAGenerator:
         if answers is not None and len(answers) != len(passages):
             raise ValueError(f"got {len(passages)} passages but {len(answers)} answers")
         in_target = answers is not None and self.task == "qag"
+        if answers is not None and self.task is None:
+            warnings.warn(
+                "the model's config has no qgen_task (trained before it was recorded?): the "
+                "answers go into the source, as for a 'qg' model; pass task='qag' for a qag "
+                "model",
+                stacklevel=2,
+            )
         sources, prefixes, metas = [], [], []
         for i, passage in enumerate(passages):
             answer = None if answers is None else answers[i]

@@ -9,9 +9,9 @@ as asking for. `round_trip_answers` picks it among the passage's generated answe
 candidates), and `round_trip_filter` keeps a pair when that answer agrees with its own (token F1
 >= ``min_f1``; 1.0 = the same answer).
 
-All ``k x k`` (answer, question) targets of a passage are scored in one forward pass: they share
-one copy of the passage as packed rows (`qgen.data.pack_features`'s layout), each target seeing
-only the passage and itself.
+The ``k x k`` (answer, question) targets of a passage are scored in as few forward passes as
+keep rows short (one for k <= 4): they share one copy of the passage as packed rows
+(`qgen.data.pack_features`'s layout), each target seeing only the passage and itself.
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ from .data import UniLMCollator, encode_source, special_token_ids
 from .filters import token_f1
 
 __all__ = ["round_trip_answers", "round_trip_filter", "score_targets"]
+
+# (answer, question) targets packed after one copy of the passage: about 24 x 20 tokens, so a row
+# stays near the length of a training row whatever num_pairs is
+_TARGETS_PER_ROW = 24
 
 
 def score_targets(
@@ -102,12 +106,15 @@ def round_trip_answers(
         )
         groups.setdefault(tuple(source), []).append(i)
     chosen = [0] * k
+    per_row = max(1, _TARGETS_PER_ROW // k)  # questions per forward pass: rows stay short
     for source, members in groups.items():
-        targets = [(a, pairs[i]["question"]) for i in members for a in answers]
-        scores = _score(model, tokenizer, list(source), targets)
-        for n, i in enumerate(members):
-            row = scores[n * k : (n + 1) * k]
-            chosen[i] = max(range(k), key=row.__getitem__)
+        for lo in range(0, len(members), per_row):
+            part = members[lo : lo + per_row]
+            targets = [(a, pairs[i]["question"]) for i in part for a in answers]
+            scores = _score(model, tokenizer, list(source), targets)
+            for n, i in enumerate(part):
+                row = scores[n * k : (n + 1) * k]
+                chosen[i] = max(range(k), key=row.__getitem__)
     return chosen
 
 
@@ -125,5 +132,9 @@ def round_trip_filter(
     if len(pairs) < 2:
         return list(pairs), 0
     chosen = round_trip_answers(model, tokenizer, passage, pairs, max_source_length)
-    kept = [p for p, j in zip(pairs, chosen) if token_f1(pairs[j]["answer"], p["answer"]) >= min_f1]
+    kept = [
+        p
+        for i, (p, j) in enumerate(zip(pairs, chosen))
+        if j == i or token_f1(pairs[j]["answer"], p["answer"]) >= min_f1
+    ]
     return kept, len(pairs) - len(kept)

@@ -401,3 +401,12 @@ def test_round_trip_with_an_extractive_reader(model_dir, tmp_path, capsys):
         capsys, *_generate(model_dir, inp, tmp_path / "x.jsonl", "--round_trip_reader", reader)
     )
     assert code == 2 and "--round_trip_reader needs --round_trip" in err
+
+
+def test_a_short_window_gets_a_shorter_overlap(model_dir, tmp_path, capsys):
+    inp = tmp_path / "p.txt"
+    inp.write_text("the cat sat on the mat. " * 20 + "\n")
+    code, _, err = _run(
+        capsys, *_generate(model_dir, inp, tmp_path / "qa.jsonl", "--max_source_length", "40")
+    )
+    assert code == 0, err  # the saved overlap (64) would not fit a 40-token window

@@ -168,3 +168,77 @@ def test_resume_before_the_first_block_was_journaled(tmp_path):
     out.write_bytes(b'{"id": "a-0"}\n{"id"')  # killed inside block 0
     again = JournaledOutput(str(out), {"seed": 0}, overwrite=False, append=False)
     assert out.read_bytes() == b"" and not again.done
+
+
+def test_an_output_changed_after_the_run_is_not_resumed(tmp_path):
+    from qgen.cli.options import CLIError
+    from qgen.cli.output import JournaledOutput
+
+    out = tmp_path / "qa.jsonl"
+    writer = JournaledOutput(str(out), {"seed": 0}, overwrite=False, append=False)
+    writer.write_block(0, [{"id": "a-0"}, {"id": "a-1"}], passages=2, empty=0)
+    writer.finish()
+    out.write_bytes(out.read_bytes()[:5])  # cut by hand
+    with pytest.raises(CLIError, match="does not match its journal"):
+        JournaledOutput(str(out), {"seed": 0}, overwrite=False, append=False)
+    out.unlink()
+    with pytest.raises(CLIError, match="missing"):
+        JournaledOutput(str(out), {"seed": 0}, overwrite=False, append=False)
+
+
+def test_append_reads_back_only_its_own_records(tmp_path):
+    from qgen.cli.output import JournaledOutput
+
+    out = tmp_path / "qa.jsonl"
+    out.write_text('{"id": "old-0"}\n{"id": "old-1"')  # someone else's file, torn at the end
+    writer = JournaledOutput(str(out), {"seed": 0}, overwrite=False, append=True)
+    writer.write_block(0, [{"id": "new-0"}], passages=1, empty=0)
+    assert [r["id"] for r in writer.records()] == ["new-0"]
+    writer.finish()
+    assert out.read_text().splitlines()[-1] == '{"id": "new-0"}'
+
+
+def _in_process(monkeypatch, setup, out, rank, world):
+    from qgen.cli import main
+
+    monkeypatch.setenv("RANK", str(rank))
+    monkeypatch.setenv("WORLD_SIZE", str(world))
+    return main(_cmd(setup, out))
+
+
+@pytest.mark.slow
+def test_a_merge_cut_short_is_redone(setup, tmp_path, monkeypatch, capsys):
+    """Two processes run one after the other in this process; the merge dies half way; the
+    same command again redoes the merge and writes what one process writes."""
+    from qgen.cli.output import JournaledOutput
+
+    reference = _reference(setup)
+    out = tmp_path / "qa.jsonl"
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert _in_process(monkeypatch, setup, out, 1, 2) == 0  # rank 1: its shard only
+    real, calls = JournaledOutput.write_block, []
+
+    def dying(self, *args, **kwargs):
+        if self.path == str(out):
+            calls.append(1)
+            if len(calls) == 5:
+                raise KeyboardInterrupt("killed during the merge")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(JournaledOutput, "write_block", dying)
+    with pytest.raises(KeyboardInterrupt):
+        _in_process(monkeypatch, setup, out, 0, 2)
+    monkeypatch.setattr(JournaledOutput, "write_block", real)
+    assert _in_process(monkeypatch, setup, out, 0, 2) == 0
+    assert out.read_bytes() == reference
+
+
+def test_repeated_passage_ids_are_refused(setup, tmp_path):
+    inp = tmp_path / "p.jsonl"
+    inp.write_text('{"id": "a", "context": "the cat sat."}\n{"id": "a", "context": "a dog."}\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "qgen", "generate", "--model", str(setup / "model"), "--input",
+         str(inp), "--output", str(tmp_path / "qa.jsonl")],
+        env=_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "passage id 'a' is used twice" in proc.stderr

@@ -370,3 +370,11 @@ def test_bf16_autocast_generation_still_writes_spans():
         for p in pairs:
             assert passage[p["answer_start"] :].startswith(p["answer"])
     assert gen.model.bert.embeddings.word_embeddings.weight.dtype == torch.float32
+
+
+def test_answers_without_a_known_task_warn():
+    tok = tiny_wordpiece_tokenizer()
+    gen = _generator(tok)
+    assert gen.task is None
+    with pytest.warns(UserWarning, match="no qgen_task"):
+        gen.generate_questions([PASSAGE], ["Paris"])

@@ -174,3 +174,25 @@ def test_export_model_writes_compact_fp16_that_loads_as_float32(model_dir, tmp_p
     original, _ = load_model(model_dir, "cpu")
     for (name, a), b in zip(original.state_dict().items(), model.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-2, rtol=1e-3), name
+
+
+@pytest.mark.slow
+def test_the_shipped_model_writes_span_pairs():
+    """The real checkpoint inside the package: it loads with its card and settings, and every
+    pair it writes for the bundled example passages has an answer that is a passage span."""
+    from importlib.resources import files
+
+    path = default_model_path()
+    assert (qgen.pretrained.MODELS_DIR / qgen.pretrained.DEFAULT_MODEL / "README.md").is_file()
+    assert QAGenerationConfig.from_pretrained(path).constrain_answers
+    gen = QAGenerator.from_pretrained(device="cpu", seed=0)
+    assert gen.task == "qag" and gen.model.dtype == torch.float32
+    text = files("qgen").joinpath("resources/sample_passages.txt").read_text(encoding="utf-8")
+    passages = [line for line in text.splitlines() if line.strip()][:3]
+    out = gen.generate(passages, num_pairs=3)
+    assert sum(len(pairs) for pairs in out) >= 6
+    for passage, pairs in zip(passages, out):
+        for pair in pairs:
+            start = pair["answer_start"]
+            assert passage[start : start + len(pair["answer"])] == pair["answer"]
+            assert pair["question"].endswith("?")

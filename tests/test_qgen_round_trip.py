@@ -59,3 +59,15 @@ def test_filter_keeps_pairs_whose_question_picks_their_answer(monkeypatch):
     # min_f1=0 accepts any chosen answer: every pair stays
     assert rt.round_trip_filter(None, tok, PASSAGE, pairs, min_f1=0.0)[1] == 0
     assert rt.round_trip_filter(None, tok, PASSAGE, pairs[:1]) == (pairs[:1], 0)
+
+
+def test_a_pair_that_picks_its_own_answer_stays_even_with_an_empty_f1(monkeypatch):
+    """Answers that normalise to nothing ("The", "%") have token F1 0 with everything; a pair
+    whose question picks its own answer is kept all the same."""
+    pairs = [
+        {"question": "which article?", "answer": "The", "answer_start": 0},
+        {"question": "what sat?", "answer": "the cat", "answer_start": 0},
+    ]
+    monkeypatch.setattr(rt, "_score", lambda m, t, s, targets: [-1, -5, -5, -1])
+    kept, dropped = rt.round_trip_filter(None, tiny_wordpiece_tokenizer(), PASSAGE, pairs)
+    assert kept == pairs and dropped == 0

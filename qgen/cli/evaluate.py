@@ -68,21 +68,25 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         raise CLIError(f"bad decoding option: {err}") from None
     if args.max_source_length is not None:
         kwargs["max_source_length"] = args.max_source_length
+        kwargs["window_stride"] = min(settings["window_stride"], args.max_source_length // 4)
     if args.free_answers:
         kwargs["constrain_answers"] = False
-    results = evaluate_model(
-        model_dir,
-        args.input,
-        task=args.task,
-        max_samples=args.max_samples,
-        batch_size=args.batch_size,
-        num_pairs=args.num_pairs,
-        tokenize=args.tokenize,
-        meteor=not args.no_meteor,
-        output=args.output,
-        sample_seed=args.sample_seed,
-        seed=args.seed,
-        **kwargs,
-    )
+    try:
+        results = evaluate_model(
+            model_dir,
+            args.input,
+            task=args.task,
+            max_samples=args.max_samples,
+            batch_size=args.batch_size,
+            num_pairs=args.num_pairs,
+            tokenize=args.tokenize,
+            meteor=not args.no_meteor,
+            output=args.output,
+            sample_seed=args.sample_seed,
+            seed=args.seed,
+            **kwargs,
+        )
+    except ValueError as err:
+        raise CLIError(str(err)) from None
     print(json.dumps(results, indent=1))
     return results

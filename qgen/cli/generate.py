@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import os
 import sys
 import time
 from collections import Counter
 
-from ..corpus import Passage, count_passages, iter_passages
+from ..corpus import Passage, iter_passages
 from ..filters import CorpusDedup, filter_passage_pairs, token_f1
 from ..generation_config import generator_kwargs
 from .options import (
@@ -148,6 +149,21 @@ def _blocks(source: str, batch_size: int):
         yield index, block
 
 
+def _check_input(path: str) -> int:
+    """Read the input once: every passage checked, ids unique (a digest each); the count."""
+    seen: set[bytes] = set()
+    n = 0
+    for passage in iter_passages(path):
+        key = hashlib.blake2b(passage.id.encode("utf-8"), digest_size=8).digest()
+        if key in seen:
+            raise CLIError(f"{path}: passage id {passage.id!r} is used twice (ids must be unique)")
+        seen.add(key)
+        n += 1
+    if n == 0:
+        raise CLIError(f"{path}: no passages found")
+    return n
+
+
 def _settings(args: argparse.Namespace, model_dir: str) -> dict:
     try:
         settings = generator_kwargs(model_dir)
@@ -161,6 +177,8 @@ def _settings(args: argparse.Namespace, model_dir: str) -> dict:
         settings["num_pairs"] = args.num_pairs
     if args.max_source_length is not None:
         settings["max_source_length"] = args.max_source_length
+        # a short window needs a shorter overlap than the saved one
+        settings["window_stride"] = min(settings["window_stride"], args.max_source_length // 4)
     return settings
 
 
@@ -169,13 +187,24 @@ def _fingerprint(args: argparse.Namespace, model_dir: str, settings: dict, world
     from ..generation_config import QAGenerationConfig
 
     stat = os.stat(args.input)
-    config = QAGenerationConfig(
-        answer=settings["answer_config"], question=settings["question_config"],
-        **{k: v for k, v in settings.items() if k not in ("answer_config", "question_config")},
-    )  # fmt: skip
+    try:
+        config = QAGenerationConfig(
+            answer=settings["answer_config"], question=settings["question_config"],
+            **{k: v for k, v in settings.items() if k not in ("answer_config", "question_config")},
+        )  # fmt: skip
+    except ValueError as err:
+        raise CLIError(f"bad generation setting: {err}") from None
+    # the model's files as well as its path: a model retrained in place is another command
+    model_files = {
+        name: [os.stat(os.path.join(model_dir, name)).st_size,
+               os.stat(os.path.join(model_dir, name)).st_mtime_ns]
+        for name in sorted(os.listdir(model_dir))
+        if name in ("config.json", "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+    }  # fmt: skip
     return {
         "input": os.path.abspath(args.input), "input_bytes": stat.st_size,
         "input_mtime_ns": stat.st_mtime_ns, "model": os.path.abspath(model_dir),
+        "model_files": model_files,
         "seed": args.seed, "batch_size": args.batch_size, "block_size": _block(args),
         "processes": world,
         "keep_non_span_answers": args.keep_non_span_answers, "settings": config.to_dict(),
@@ -199,10 +228,19 @@ def _merge_shards(output: str, world: int, fingerprint: dict, n_blocks: int) -> 
         journals = [read_journal(s) for s in shards]
         if all(j is not None and j.complete for j in journals):
             break
+        for r, journal in enumerate(journals):
+            if journal is not None and journal.fingerprint != {**fingerprint, "rank": r}:
+                raise CLIError(f"{shards[r]}: a shard of a different command; pass --overwrite")
         if not waited:
             print("qgen generate: waiting for the other processes' shards", file=sys.stderr)
             waited = True
         time.sleep(1.0)
+    for r, journal in enumerate(journals):
+        if journal.fingerprint != {**fingerprint, "rank": r}:
+            raise CLIError(f"{shards[r]}: a shard of a different command; pass --overwrite")
+    missing = [b for b in range(n_blocks) if b not in journals[b % world].blocks]
+    if missing:
+        raise CLIError(f"{shards[missing[0] % world]}: block {missing[0]} is missing")
     merged = JournaledOutput(output, fingerprint, overwrite=True, append=False)
     dedup = None if fingerprint["filters"] is None else CorpusDedup()
     for b in range(n_blocks):
@@ -244,7 +282,7 @@ def run(args: argparse.Namespace) -> dict:
     """
     if args.overwrite and args.append:
         raise CLIError("--overwrite and --append exclude each other")
-    total = count_passages(args.input)  # every passage checked, in constant memory
+    total = _check_input(args.input)  # every passage checked, in constant memory
     rank, world, local_rank = _process_group()
     if world > 1 and args.output is None:
         raise CLIError("several processes need --output (each writes a shard of it)")
@@ -275,10 +313,12 @@ def run(args: argparse.Namespace) -> dict:
     out = None
     if args.output is not None:
         final = read_journal(args.output)
-        if world > 1 and final is not None and final.complete and final.fingerprint == fingerprint:
+        ours = final is not None and final.fingerprint == fingerprint
+        if world > 1 and ours and final.complete and not args.overwrite:
             out = JournaledOutput(args.output, fingerprint, overwrite=False, append=False)
         elif world > 1:
-            if rank == 0 and os.path.exists(args.output) and not args.overwrite:
+            # an output of this command that is not complete: a merge was cut short, redo it
+            if rank == 0 and os.path.exists(args.output) and not (args.overwrite or ours):
                 raise CLIError(f"{args.output}: output exists; pass --overwrite to replace it")
             out = JournaledOutput(
                 _shard(args.output, rank, world), {**fingerprint, "rank": rank},
@@ -302,6 +342,7 @@ def run(args: argparse.Namespace) -> dict:
         "seconds": round(seconds, 2),
         "passages_per_second": round(rate, 3) if rate else None,
         "processes": world,
+        "rank": rank,
         "model": model_dir,
         "output": args.output,
     }
@@ -418,7 +459,10 @@ def _filter(pairs: list[dict], args, filtered: Counter) -> list[dict]:
 
 
 def report(summary: dict) -> None:
-    """The closing line on stderr; with ``--output``, the summary as JSON on stdout."""
+    """The closing line on stderr; with ``--output``, the summary as JSON on stdout. Only the
+    first process of several reports (the others' counts are parts of it)."""
+    if summary.get("rank", 0) != 0:
+        return
     where = f"-> {summary['output']}" if summary["output"] else f"({summary['model']})"
     print(
         f"qgen generate: {summary['pairs']} pairs for {summary['passages']} passages "

@@ -69,6 +69,14 @@ def _fsync(f) -> None:
     os.fsync(f.fileno())
 
 
+def _ends_mid_line(path: str) -> bool:
+    if os.path.getsize(path) == 0:
+        return False
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) != b"\n"
+
+
 def _differences(old: dict, new: dict) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
@@ -99,12 +107,22 @@ class JournaledOutput:
             )
         resuming = journal is not None and journal.fingerprint == fingerprint
         if resuming:
+            size = os.path.getsize(path) if os.path.exists(path) else -1
+            if size < journal.end or (journal.complete and size != journal.end):
+                what = "missing" if size < 0 else f"{size} bytes, its journal says {journal.end}"
+                raise CLIError(
+                    f"{path}: the output does not match its journal ({what}): it was changed "
+                    "after the run; pass --overwrite to generate it again"
+                )
             self.journal = journal  # resume (or nothing left to do)
         elif os.path.exists(path) and not append:
             raise CLIError(
                 f"{path}: output exists; pass --overwrite to replace it or --append to add to it"
             )
         else:
+            if append and os.path.exists(path) and _ends_mid_line(path):
+                with open(path, "ab") as f:  # this run's first record on a line of its own
+                    f.write(b"\n")
             start = os.path.getsize(path) if os.path.exists(path) else 0
             self.journal = Journal(fingerprint=fingerprint, start=start)
             with open(journal_path(path), "w", encoding="utf-8") as f:
@@ -186,7 +204,13 @@ class JournaledOutput:
         }
 
     def records(self):
-        """The records written so far (one parsed JSON line at a time)."""
-        with open(self.path, encoding="utf-8") as f:
+        """The records this run (and its interrupted attempts) wrote, one parsed JSON line at a
+        time (with ``--append``, not what the file held before)."""
+        remaining = self.journal.end - self.journal.start
+        with open(self.path, "rb") as f:
+            f.seek(self.journal.start)
             for line in f:
+                if remaining <= 0:
+                    break
+                remaining -= len(line)
                 yield json.loads(line)

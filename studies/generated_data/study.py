@@ -75,9 +75,12 @@ def _squad_rows(path: str) -> list[dict]:
 
 
 def _write_jsonl(rows: list[dict], path: str) -> None:
-    with open(path, "w", encoding="utf-8") as f:
+    """Written whole or not at all (a step counts as done once its file exists)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
 
 
 def _read_jsonl(path: str) -> list[dict]:
@@ -179,7 +182,9 @@ def _train_and_score(cfg, name: str, rows: list[dict], dev: str, out: Path) -> d
     train_reader(ReaderArguments(model_name_or_path=_reader_base(cfg), train_file=str(data)), args)
     scores = evaluate_reader(str(reader_dir), dev, max_samples=16 if cfg.quick else None)
     result = {"train_pairs": len(rows), **scores}
-    result_path.write_text(json.dumps(result, indent=1))
+    tmp = result_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, result_path)
     return result
 
 
