@@ -115,12 +115,13 @@ def _require_fast(tokenizer) -> None:
 
 def _tokenize(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
     _require_fast(tokenizer)
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    # verbose=False: a long passage is cut into windows later; no "longer than 512" warning
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     return enc["input_ids"], [tuple(o) for o in enc["offset_mapping"]]
 
 
 def _ids(tokenizer, text: str, limit: int) -> list[int]:
-    return tokenizer(text, add_special_tokens=False)["input_ids"][:limit]
+    return tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"][:limit]
 
 
 def _window(n: int, size: int, lo: int, hi: int) -> tuple[int, int]:
