@@ -24,6 +24,7 @@ from .protocol import StepModel
 from .registry import Registry, UnknownNameError
 from .self_terminating import SelfTerminatingHead, SelfTerminatingStepModel
 from .spans import SpanConstraintProcessor, word_boundaries
+from .without_replacement import FirstTokensWithoutReplacement
 
 __all__ = [
     "PROCESSORS",
@@ -32,6 +33,7 @@ __all__ = [
     "ConsistentTopP",
     "DecodingConfig",
     "DecodingOutput",
+    "FirstTokensWithoutReplacement",
     "HFCausalLMAdapter",
     "HFEncoderDecoderAdapter",
     "MinNewTokensProcessor",

@@ -28,7 +28,13 @@ from typing import Any
 
 import torch
 
-from decoding import DecodingConfig, SpanConstraintProcessor, decode, word_boundaries
+from decoding import (
+    DecodingConfig,
+    FirstTokensWithoutReplacement,
+    SpanConstraintProcessor,
+    decode,
+    word_boundaries,
+)
 
 from .answer_location import (
     join_cjk,
@@ -487,6 +493,15 @@ class QAGenerator:
                     ends=[e for _, e in bounds],
                 )
             ]
+        if config.strategy == "sample" and samples > 1:
+            # the samples of a window start with distinct tokens (drawn without replacement), so
+            # a peaked answer distribution still yields distinct answers
+            processors = (processors or []) + [
+                FirstTokensWithoutReplacement(
+                    batch.ids.shape[1], samples, top_p=config.top_p, top_k=config.top_k,
+                    generator=generator,
+                )
+            ]  # fmt: skip
         decoded = self._decode(batch, config, generator=generator, logits_processor=processors)
         chosen: list[_Answer] = []
         seen: dict[int, set] = {}

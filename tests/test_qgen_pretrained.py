@@ -196,3 +196,9 @@ def test_the_shipped_model_writes_span_pairs():
             start = pair["answer_start"]
             assert passage[start : start + len(pair["answer"])] == pair["answer"]
             assert pair["question"].endswith("?")
+    # the example: three distinct pairs, not one (the answer "1889" is very likely)
+    eiffel = (
+        "The Eiffel Tower is in Paris. It was built in 1889 by Gustave Eiffel for the World Fair."
+    )
+    pairs = gen.generate([eiffel], num_pairs=3)[0]
+    assert len(pairs) == 3 and len({p["answer"] for p in pairs}) == 3
