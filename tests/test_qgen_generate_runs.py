@@ -115,6 +115,21 @@ def test_two_processes_write_what_one_writes(setup):
     assert summary["processes"] == 2 and summary["passages"] == 90
 
 
+@pytest.mark.slow
+def test_accelerate_launch_writes_what_one_process_writes(setup):
+    """``accelerate launch --multi_gpu`` (torchrun underneath; on CPUs here) splits the corpus
+    the same way. (``accelerate launch --cpu`` starts a single process: several CPU processes
+    go through torchrun.)"""
+    reference = _reference(setup)
+    out = setup / "accelerate.jsonl"
+    launcher = (sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+                "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+                "--dynamo_backend", "no", "-m", "qgen")  # fmt: skip
+    proc = _run(_cmd(setup, out, *launcher))
+    assert out.read_bytes() == reference
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["processes"] == 2
+
+
 def test_a_different_command_does_not_resume(setup, tmp_path):
     out = tmp_path / "qa.jsonl"
     code = subprocess.run(
