@@ -59,3 +59,45 @@ def test_quick_run_of_every_step(tmp_path):
     assert json.loads((tmp_path / "out" / "results.json").read_text())["pairs_per_set"] > 0
     with pytest.raises(FileNotFoundError, match="--data_dir"):
         GeneratedDataConfig(data_dir=str(tmp_path / "nope")).files()
+
+
+def test_round_trip_check_scores_by_hand():
+    from studies.generated_data.round_trip import _scores
+
+    passages = [{"context": "c", "pairs": [{"answer": "paris"}, {"answer": "1889"},
+                                          {"answer": "gustave eiffel"}]}]  # fmt: skip
+    # q0 read as paris (right), q1 read as gustave eiffel (its wrong pair's answer), q2 as eiffel
+    reads = [["paris", "gustave eiffel", "eiffel"]]
+    full = _scores(passages, reads, 1.0)
+    assert (full["kept_right"], full["kept_wrong"]) == (1, 1)
+    assert full["precision"] == pytest.approx(50.0) and full["recall"] == pytest.approx(100 / 3)
+    half = _scores(passages, reads, 0.5)  # "eiffel" vs "gustave eiffel": F1 2/3
+    assert (half["kept_right"], half["kept_wrong"]) == (2, 1)
+
+
+@pytest.mark.slow
+def test_round_trip_check_runs_both_readers(tmp_path):
+    from studies.generated_data.round_trip import RoundTripCheckConfig, run_check
+
+    tok = tiny_wordpiece_tokenizer()
+    model = tiny_unilm_model(vocab_size=len(tok))
+    model.config.qgen_task = "qag"
+    model.save_pretrained(tmp_path / "qag")
+    tok.save_pretrained(tmp_path / "qag")
+    reader = BertForQuestionAnswering(BertConfig(vocab_size=len(tok), hidden_size=32,
+                                                 num_hidden_layers=1, num_attention_heads=4,
+                                                 intermediate_size=37))  # fmt: skip
+    reader.save_pretrained(tmp_path / "reader")
+    tok.save_pretrained(tmp_path / "reader")
+    cfg = RoundTripCheckConfig(
+        squad_file=str(SAMPLE), model=str(tmp_path / "qag"), reader=str(tmp_path / "reader"),
+        passages=5, output=str(tmp_path / "check.json"),
+    )  # fmt: skip
+    results = run_check(cfg)
+    assert results["passages"] > 0 and results["right_pairs"] == results["wrong_pairs"]
+    for name in ("unilm", "extractive"):
+        rows = results["readers"][name]["by_threshold"]
+        assert [r["threshold"] for r in rows] == [0.5, 0.8, 1.0]
+        # a lower threshold keeps at least as many pairs
+        assert rows[0]["kept_right"] >= rows[-1]["kept_right"]
+    assert json.loads((tmp_path / "check.json").read_text())["passages"] == results["passages"]
