@@ -25,7 +25,6 @@ random weights unless ``--model`` names a trained qgen model. Run with one threa
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import platform
@@ -202,14 +201,10 @@ def bench_qa_generation(
         "blocks_bf16_greedy": (QAGenerator(model, tokenizer, seed=0, autocast_dtype=bf16,
                                            question_config=greedy), block * batch_size),
     }  # fmt: skip
-    if not torch.cuda.is_available():  # dynamic int8 linears (CPU only): a candidate lever
-        import warnings
+    if not torch.cuda.is_available():  # dynamic int8 linear layers (CPU only)
+        from qgen.pretrained import quantize_int8
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            int8 = torch.ao.quantization.quantize_dynamic(
-                copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8
-            )
+        int8 = quantize_int8(model)
         paths["blocks_int8"] = (QAGenerator(int8, tokenizer, seed=0), block * batch_size)
         paths["blocks_int8_greedy"] = (
             QAGenerator(int8, tokenizer, seed=0, question_config=greedy),

@@ -306,6 +306,7 @@ def evaluate_model(
     meteor: bool = True,
     output: str | None = None,
     sample_seed: int | None = None,
+    int8: bool = False,
     **settings: Any,
 ) -> dict[str, float]:
     """Generate with a trained qgen model for a SQuAD-format file and score the output.
@@ -328,6 +329,7 @@ def evaluate_model(
             sources (SQuAD files are sorted by article).
         output: optional JSON-lines file with one line per source: the source, the
             prediction(s) and the references.
+        int8: run on the CPU with int8 linear layers (`qgen.pretrained.quantize_int8`).
         **settings: :class:`qgen.generation.QAGenerator` arguments; each replaces the model's
             saved setting.
 
@@ -346,7 +348,7 @@ def evaluate_model(
         raise ValueError(f"task={task!r} is not one of {TASKS}")
     if tokenize not in (*TOKENIZE_MODES, "auto"):
         raise ValueError(f"tokenize={tokenize!r} is not one of {(*TOKENIZE_MODES, 'auto')}")
-    net, tok = load_model(model)
+    net, tok = load_model(model, "cpu" if int8 else None, int8=int8)
     rows = load_squad(input_path)
     if task == "qg":  # the answer goes into the source; answers over 64 tokens are not scored
         from qgen.squad import drop_long_answers

@@ -410,3 +410,28 @@ def test_a_short_window_gets_a_shorter_overlap(model_dir, tmp_path, capsys):
         capsys, *_generate(model_dir, inp, tmp_path / "qa.jsonl", "--max_source_length", "40")
     )
     assert code == 0, err  # the saved overlap (64) would not fit a 40-token window
+
+
+def test_int8_generates_span_pairs_and_conflicting_precisions_are_refused(
+    model_dir, tmp_path, capsys
+):
+    inp = tmp_path / "passages.txt"
+    inp.write_text("\n".join(PASSAGES) + "\n")
+    out = tmp_path / "int8.jsonl"
+    code, stdout, stderr = _run(capsys, *_generate(model_dir, inp, out, "--int8", "--seed", 1))
+    assert code == 0, stderr
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    for row in rows:  # still spans of their passage
+        start, text = row["answers"]["answer_start"][0], row["answers"]["text"][0]
+        assert row["context"][start : start + len(text)] == text
+    for extra, message in (
+        (("--int8", "--bf16"), "--bf16 and --int8 are alternatives"),
+        (("--int8", "--device", "cuda"), "--int8 runs on CPUs only"),
+    ):
+        code, _, stderr = _run(capsys, *_generate(model_dir, inp, tmp_path / "x.jsonl", *extra))
+        assert code == 2 and message in stderr
+        assert not (tmp_path / "x.jsonl").exists()
+    code, _, stderr = _run(
+        capsys, "evaluate", "--model", model_dir, "--input", inp, "--int8", "--bf16"
+    )
+    assert code == 2 and "alternatives" in stderr

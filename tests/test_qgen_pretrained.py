@@ -202,3 +202,21 @@ def test_the_shipped_model_writes_span_pairs():
     )
     pairs = gen.generate([eiffel], num_pairs=3)[0]
     assert len(pairs) == 3 and len({p["answer"] for p in pairs}) == 3
+
+
+def test_int8_model_quantizes_linear_layers_and_keeps_the_original(model_dir):
+    from qgen.pretrained import quantize_int8
+
+    model, tok = load_model(model_dir, "cpu")
+    int8 = quantize_int8(model)
+    kinds = {type(m).__module__ for m in int8.modules() if "Linear" in type(m).__name__}
+    assert any("quantized" in k for k in kinds)
+    assert isinstance(model.bert.encoder.layer[0].attention.self.query, torch.nn.Linear)
+    ids = tok("the cat sat on the mat.", return_tensors="pt")
+    with torch.no_grad():
+        a = model.bert(**ids).last_hidden_state
+        b = int8.bert(**ids).last_hidden_state
+    # int8 weights: close to the float32 scores, not equal
+    assert torch.allclose(a, b, atol=0.2) and not torch.equal(a, b)
+    loaded, _ = load_model(model_dir, "cpu", int8=True)
+    assert type(loaded.bert.encoder.layer[0].attention.self.query) is not torch.nn.Linear

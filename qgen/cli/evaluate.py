@@ -11,7 +11,9 @@ from ..generation_config import generator_kwargs
 from .options import (
     CLIError,
     add_decoding_arguments,
+    add_precision_arguments,
     check_positive,
+    check_precision,
     configs_from_arguments,
     resolve_model_dir,
 )
@@ -47,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--free_answers", action="store_true", help="qag: answers without the span constraint"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of answer sampling (qag)")
+    add_precision_arguments(parser)
     add_decoding_arguments(parser)
 
 
@@ -59,6 +62,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     set_seed(args.seed)
     model_dir = resolve_model_dir(args.model)
     check_positive(args, "num_pairs", "max_samples", "batch_size", "max_source_length")
+    check_precision(args)
     try:
         settings = generator_kwargs(model_dir)
         kwargs = configs_from_arguments(
@@ -71,6 +75,10 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         kwargs["window_stride"] = min(settings["window_stride"], args.max_source_length // 4)
     if args.free_answers:
         kwargs["constrain_answers"] = False
+    if args.bf16:
+        import torch
+
+        kwargs["autocast_dtype"] = torch.bfloat16
     try:
         results = evaluate_model(
             model_dir,
@@ -84,6 +92,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             output=args.output,
             sample_seed=args.sample_seed,
             seed=args.seed,
+            int8=args.int8,
             **kwargs,
         )
     except ValueError as err:

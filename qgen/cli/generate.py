@@ -18,7 +18,9 @@ from ..generation_config import generator_kwargs
 from .options import (
     CLIError,
     add_decoding_arguments,
+    add_precision_arguments,
     check_positive,
+    check_precision,
     configs_from_arguments,
     resolve_model_dir,
 )
@@ -87,10 +89,7 @@ def add_arguments(gen: argparse.ArgumentParser) -> None:
         "--round_trip_f1", type=float, default=1.0,
         help="with --round_trip: token F1 the picked answer needs against the pair's (default 1)",
     )  # fmt: skip
-    gen.add_argument(
-        "--bf16", action="store_true",
-        help="generate under bf16 autocast (faster on GPUs and CPUs with native bf16)",
-    )  # fmt: skip
+    add_precision_arguments(gen)
     gen.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     gen.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
     gen.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -210,7 +209,7 @@ def _fingerprint(args: argparse.Namespace, model_dir: str, settings: dict, world
         "keep_non_span_answers": args.keep_non_span_answers, "settings": config.to_dict(),
         "filters": None if args.keep_duplicates else {"jaccard": args.near_duplicate_jaccard},
         "round_trip_f1": args.round_trip_f1 if args.round_trip else None,
-        "bf16": args.bf16,
+        "bf16": args.bf16, "int8": args.int8,
         "round_trip_reader": args.round_trip_reader if args.round_trip else None,
     }  # fmt: skip
 
@@ -299,6 +298,7 @@ def run(args: argparse.Namespace) -> dict:
             raise CLIError("--round_trip_reader needs --round_trip")
         if not os.path.isfile(os.path.join(args.round_trip_reader, "config.json")):
             raise CLIError(f"{args.round_trip_reader}: not a model directory (no config.json)")
+    check_precision(args)
     if not 0.0 <= args.round_trip_f1 <= 1.0:
         raise CLIError(f"--round_trip_f1 must be in [0, 1], got {args.round_trip_f1}")
     if not 0.0 < args.near_duplicate_jaccard <= 1.0:
@@ -358,9 +358,9 @@ def _generate(args, model_dir, settings, out, total, mine, local_rank, world) ->
     from ..pretrained import load_model
 
     device = args.device
-    if device is None and torch.cuda.is_available():
+    if device is None and torch.cuda.is_available() and not args.int8:
         device = f"cuda:{local_rank % torch.cuda.device_count()}"
-    model, tokenizer = load_model(model_dir, device or "cpu")
+    model, tokenizer = load_model(model_dir, device or "cpu", int8=args.int8)
     try:
         generator = QAGenerator(
             model, tokenizer, seed=args.seed,

@@ -13,7 +13,9 @@ from ..presets import MAX_TARGET_TOKENS, PRESETS
 __all__ = [
     "CLIError",
     "add_decoding_arguments",
+    "add_precision_arguments",
     "check_positive",
+    "check_precision",
     "configs_from_arguments",
     "resolve_model_dir",
 ]
@@ -29,6 +31,26 @@ def check_positive(args: argparse.Namespace, *names: str) -> None:
         value = getattr(args, name, None)
         if value is not None and value < 1:
             raise CLIError(f"--{name} must be >= 1, got {value}")
+
+
+def add_precision_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--bf16`` and ``--int8``: the faster arithmetic of inference."""
+    parser.add_argument(
+        "--bf16", action="store_true",
+        help="run under bf16 autocast (faster on GPUs and CPUs with native bf16)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--int8", action="store_true",
+        help="CPU: int8 linear layers (dynamic quantization; faster; quality in docs/results.md)",
+    )  # fmt: skip
+
+
+def check_precision(args: argparse.Namespace) -> None:
+    """``--bf16`` and ``--int8`` are alternatives; ``--int8`` runs on CPUs only."""
+    if args.bf16 and args.int8:
+        raise CLIError("--bf16 and --int8 are alternatives: pick one")
+    if args.int8 and (getattr(args, "device", None) or "cpu").startswith("cuda"):
+        raise CLIError("--int8 runs on CPUs only (on a GPU use --bf16)")
 
 
 def resolve_model_dir(path: str | None) -> str:
