@@ -30,12 +30,8 @@ def test_qa_aligned_f1_by_hand():
     assert scores["f1"] == pytest.approx(100 * 2 * 0.5 / 1.5)
 
 
-@pytest.mark.slow
-def test_quick_run_of_every_step(tmp_path):
-    data = tmp_path / "tydiqa"
-    data.mkdir()
-    for split in ("train", "dev"):
-        shutil.copy(SAMPLE, data / f"english_tydiqa_{split}.json")
+def _tiny_models(tmp_path):
+    """A tiny qag model (``tmp_path/qag``) and a tiny extractive reader (``tmp_path/reader``)."""
     tok = tiny_wordpiece_tokenizer()
     model = tiny_unilm_model(vocab_size=len(tok))
     with torch.no_grad():
@@ -46,11 +42,21 @@ def test_quick_run_of_every_step(tmp_path):
     reader = BertForQuestionAnswering(BertConfig(vocab_size=len(tok), hidden_size=32,
                                                  num_hidden_layers=1, num_attention_heads=4,
                                                  intermediate_size=37))  # fmt: skip
-    reader.save_pretrained(tmp_path / "reader-base")
-    tok.save_pretrained(tmp_path / "reader-base")
+    reader.save_pretrained(tmp_path / "reader")
+    tok.save_pretrained(tmp_path / "reader")
+    return str(tmp_path / "qag"), str(tmp_path / "reader")
+
+
+@pytest.mark.slow
+def test_quick_run_of_every_step(tmp_path):
+    data = tmp_path / "tydiqa"
+    data.mkdir()
+    for split in ("train", "dev"):
+        shutil.copy(SAMPLE, data / f"english_tydiqa_{split}.json")
+    qag, reader = _tiny_models(tmp_path)
     cfg = GeneratedDataConfig(
-        data_dir=str(data), output_dir=str(tmp_path / "out"), model=str(tmp_path / "qag"),
-        reader_base=str(tmp_path / "reader-base"), quick=True,
+        data_dir=str(data), output_dir=str(tmp_path / "out"), model=qag, reader_base=reader,
+        quick=True,
     )  # fmt: skip
     results = run_study(cfg)
     assert {"a_human", "b_generated", "c_filtered"} <= set(results)
@@ -79,18 +85,9 @@ def test_round_trip_check_scores_by_hand():
 def test_round_trip_check_runs_both_readers(tmp_path):
     from studies.generated_data.round_trip import RoundTripCheckConfig, run_check
 
-    tok = tiny_wordpiece_tokenizer()
-    model = tiny_unilm_model(vocab_size=len(tok))
-    model.config.qgen_task = "qag"
-    model.save_pretrained(tmp_path / "qag")
-    tok.save_pretrained(tmp_path / "qag")
-    reader = BertForQuestionAnswering(BertConfig(vocab_size=len(tok), hidden_size=32,
-                                                 num_hidden_layers=1, num_attention_heads=4,
-                                                 intermediate_size=37))  # fmt: skip
-    reader.save_pretrained(tmp_path / "reader")
-    tok.save_pretrained(tmp_path / "reader")
+    qag, reader = _tiny_models(tmp_path)
     cfg = RoundTripCheckConfig(
-        squad_file=str(SAMPLE), model=str(tmp_path / "qag"), reader=str(tmp_path / "reader"),
+        squad_file=str(SAMPLE), model=qag, reader=reader,
         passages=5, output=str(tmp_path / "check.json"),
     )  # fmt: skip
     results = run_check(cfg)
