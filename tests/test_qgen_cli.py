@@ -435,3 +435,28 @@ def test_int8_generates_span_pairs_and_conflicting_precisions_are_refused(
         capsys, "evaluate", "--model", model_dir, "--input", inp, "--int8", "--bf16"
     )
     assert code == 2 and "alternatives" in stderr
+
+
+def test_answer_candidates_option(model_dir, tmp_path, capsys, monkeypatch):
+    seen = {}
+    real = QAGenerator.__init__
+
+    def spy(self, *args, **kwargs):
+        seen.update(kwargs)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(QAGenerator, "__init__", spy)
+    inp = tmp_path / "passages.txt"
+    inp.write_text("\n".join(PASSAGES) + "\n")
+    out = tmp_path / "fewer.jsonl"
+    code, _, stderr = _run(capsys, *_generate(model_dir, inp, out, "--answer_candidates", 1.34))
+    assert code == 0, stderr
+    assert seen["answer_candidates"] == 1.34
+    code, _, stderr = _run(
+        capsys, *_generate(model_dir, inp, tmp_path / "bad.jsonl", "--answer_candidates", 0.5)
+    )
+    assert code == 2 and "--answer_candidates must be >= 1" in stderr
+    code, _, stderr = _run(
+        capsys, "evaluate", "--model", model_dir, "--input", inp, "--answer_candidates", 0.5
+    )
+    assert code == 2 and "--answer_candidates must be >= 1" in stderr

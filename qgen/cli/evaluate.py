@@ -10,8 +10,10 @@ from ..evaluation import TOKENIZE_MODES
 from ..generation_config import generator_kwargs
 from .options import (
     CLIError,
+    add_answer_candidates_argument,
     add_decoding_arguments,
     add_precision_arguments,
+    check_answer_candidates,
     check_positive,
     check_precision,
     configs_from_arguments,
@@ -48,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--free_answers", action="store_true", help="qag: answers without the span constraint"
     )
+    add_answer_candidates_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of answer sampling (qag)")
     add_precision_arguments(parser)
     add_decoding_arguments(parser)
@@ -63,6 +66,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     model_dir = resolve_model_dir(args.model)
     check_positive(args, "num_pairs", "max_samples", "batch_size", "max_source_length")
     check_precision(args)
+    check_answer_candidates(args)
     try:
         settings = generator_kwargs(model_dir)
         kwargs = configs_from_arguments(
@@ -75,6 +79,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         kwargs["window_stride"] = min(settings["window_stride"], args.max_source_length // 4)
     if args.free_answers:
         kwargs["constrain_answers"] = False
+    if args.answer_candidates is not None:
+        kwargs["answer_candidates"] = args.answer_candidates
     if args.bf16:
         import torch
 

@@ -17,8 +17,10 @@ from ..filters import CorpusDedup, filter_passage_pairs, token_f1
 from ..generation_config import generator_kwargs
 from .options import (
     CLIError,
+    add_answer_candidates_argument,
     add_decoding_arguments,
     add_precision_arguments,
+    check_answer_candidates,
     check_positive,
     check_precision,
     configs_from_arguments,
@@ -62,6 +64,7 @@ def add_arguments(gen: argparse.ArgumentParser) -> None:
         "--free_answers", action="store_true",
         help="sample answers without the passage-span constraint (Su's original decoding)",
     )  # fmt: skip
+    add_answer_candidates_argument(gen)
     gen.add_argument(
         "--keep_non_span_answers", action="store_true",
         help="with --free_answers: keep answers that are not in the passage",
@@ -172,6 +175,8 @@ def _settings(args: argparse.Namespace, model_dir: str) -> dict:
         raise CLIError(f"bad decoding option: {err}") from None
     if args.free_answers:
         settings["constrain_answers"] = False
+    if args.answer_candidates is not None:
+        settings["answer_candidates"] = args.answer_candidates
     if args.num_pairs is not None:
         settings["num_pairs"] = args.num_pairs
     if args.max_source_length is not None:
@@ -299,6 +304,7 @@ def run(args: argparse.Namespace) -> dict:
         if not os.path.isfile(os.path.join(args.round_trip_reader, "config.json")):
             raise CLIError(f"{args.round_trip_reader}: not a model directory (no config.json)")
     check_precision(args)
+    check_answer_candidates(args)
     if not 0.0 <= args.round_trip_f1 <= 1.0:
         raise CLIError(f"--round_trip_f1 must be in [0, 1], got {args.round_trip_f1}")
     if not 0.0 < args.near_duplicate_jaccard <= 1.0:

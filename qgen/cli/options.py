@@ -12,8 +12,10 @@ from ..presets import MAX_TARGET_TOKENS, PRESETS
 
 __all__ = [
     "CLIError",
+    "add_answer_candidates_argument",
     "add_decoding_arguments",
     "add_precision_arguments",
+    "check_answer_candidates",
     "check_positive",
     "check_precision",
     "configs_from_arguments",
@@ -43,6 +45,20 @@ def add_precision_arguments(parser: argparse.ArgumentParser) -> None:
         "--int8", action="store_true",
         help="CPU: int8 linear layers (dynamic quantization; faster; quality in docs/results.md)",
     )  # fmt: skip
+
+
+def add_answer_candidates_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--answer_candidates", type=float, default=None,
+        help="answers sampled per window, as a multiple of --num_pairs (default: saved, 2.0; "
+        "fewer is faster)",
+    )  # fmt: skip
+
+
+def check_answer_candidates(args: argparse.Namespace) -> None:
+    value = args.answer_candidates
+    if value is not None and value < 1:
+        raise CLIError(f"--answer_candidates must be >= 1 (a multiple of --num_pairs), got {value}")
 
 
 def check_precision(args: argparse.Namespace) -> None:
