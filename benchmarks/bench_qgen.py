@@ -210,6 +210,11 @@ def bench_qa_generation(
             QAGenerator(int8, tokenizer, seed=0, question_config=greedy),
             block * batch_size,
         )
+        # and 4 sampled answers for 3 pairs instead of 6 (--answer_candidates 1.34)
+        paths["blocks_int8_greedy_fewer_answers"] = (
+            QAGenerator(int8, tokenizer, seed=0, question_config=greedy, answer_candidates=1.34),
+            block * batch_size,
+        )
     rates, pairs_out = {}, {}
     for name, (generator, call) in paths.items():
         generator.generate(passages[:2], num_pairs=num_pairs, batch_size=batch_size)  # warm-up
