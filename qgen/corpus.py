@@ -20,6 +20,7 @@ through `qgen.data.check_passage`; errors (`QGenDataError`) name the file, line 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -158,9 +159,17 @@ def iter_passages(source: str | os.PathLike | Iterable[Any]) -> Iterator[Passage
 
 
 def count_passages(source: str | os.PathLike | Iterable[Any]) -> int:
-    """Read the whole input once, checking every passage, and return how many there are (in
-    constant memory). Raises `QGenDataError` at the first bad passage, or when there is none."""
-    n = sum(1 for _ in iter_passages(source))
-    if n == 0:
+    """Read the whole input once, checking every passage and that no id is used twice, and
+    return how many there are (memory: an 8-byte digest per id). Raises `QGenDataError` at the
+    first bad passage or repeated id, or when there is none."""
+    seen: set[bytes] = set()
+    for passage in iter_passages(source):
+        key = hashlib.blake2b(passage.id.encode("utf-8"), digest_size=8).digest()
+        if key in seen:
+            raise QGenDataError(
+                f"{source}: passage id {passage.id!r} is used twice (ids must be unique)"
+            )
+        seen.add(key)
+    if not seen:
         raise QGenDataError(f"{source}: no passages found")
-    return n
+    return len(seen)

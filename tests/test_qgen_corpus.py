@@ -72,6 +72,10 @@ def test_errors_name_the_place(tmp_path):
     empty.write_text("\n")
     with pytest.raises(QGenDataError, match="no passages found"):
         count_passages(empty)
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text('{"id": "a", "context": "x."}\n{"id": "a", "context": "y."}\n')
+    with pytest.raises(QGenDataError, match="passage id 'a' is used twice"):
+        count_passages(twice)
 
 
 def _peak_bytes(path) -> int:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import json
 import os
 import sys
 import time
 from collections import Counter
 
-from ..corpus import Passage, iter_passages
+from ..corpus import Passage, count_passages, iter_passages
 from ..filters import CorpusDedup, filter_passage_pairs, token_f1
 from ..generation_config import generator_kwargs
 from .options import (
@@ -151,21 +150,6 @@ def _blocks(source: str, batch_size: int):
         yield index, block
 
 
-def _check_input(path: str) -> int:
-    """Read the input once: every passage checked, ids unique (a digest each); the count."""
-    seen: set[bytes] = set()
-    n = 0
-    for passage in iter_passages(path):
-        key = hashlib.blake2b(passage.id.encode("utf-8"), digest_size=8).digest()
-        if key in seen:
-            raise CLIError(f"{path}: passage id {passage.id!r} is used twice (ids must be unique)")
-        seen.add(key)
-        n += 1
-    if n == 0:
-        raise CLIError(f"{path}: no passages found")
-    return n
-
-
 def _settings(args: argparse.Namespace, model_dir: str) -> dict:
     try:
         settings = generator_kwargs(model_dir)
@@ -286,7 +270,7 @@ def run(args: argparse.Namespace) -> dict:
     """
     if args.overwrite and args.append:
         raise CLIError("--overwrite and --append exclude each other")
-    total = _check_input(args.input)  # every passage checked, in constant memory
+    total = count_passages(args.input)  # every passage checked, ids unique
     rank, world, local_rank = _process_group()
     if world > 1 and args.output is None:
         raise CLIError("several processes need --output (each writes a shard of it)")
