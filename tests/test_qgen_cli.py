@@ -460,3 +460,17 @@ def test_answer_candidates_option(model_dir, tmp_path, capsys, monkeypatch):
         capsys, "evaluate", "--model", model_dir, "--input", inp, "--answer_candidates", 0.5
     )
     assert code == 2 and "--answer_candidates must be >= 1" in stderr
+
+
+@pytest.mark.parametrize("command", ["generate", "evaluate"])
+def test_both_commands_build_settings_the_same_way(model_dir, command):
+    from qgen.cli.options import generator_settings
+
+    args = build_parser().parse_args(
+        [command, "--model", model_dir, "--input", "x", "--free_answers", "--num_beams", "1",
+         "--answer_candidates", "1.5", "--num_pairs", "2", "--max_source_length", "100"]
+    )  # fmt: skip
+    settings = generator_settings(args, model_dir)
+    assert settings["constrain_answers"] is False and settings["answer_candidates"] == 1.5
+    assert settings["num_pairs"] == 2 and settings["question_config"].num_beams == 1
+    assert settings["max_source_length"] == 100 and settings["window_stride"] == 25

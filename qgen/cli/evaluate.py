@@ -7,7 +7,6 @@ import argparse
 import json
 
 from ..evaluation import TOKENIZE_MODES
-from ..generation_config import generator_kwargs
 from .options import (
     CLIError,
     add_answer_candidates_argument,
@@ -16,7 +15,7 @@ from .options import (
     check_answer_candidates,
     check_positive,
     check_precision,
-    configs_from_arguments,
+    generator_settings,
     resolve_model_dir,
 )
 
@@ -67,20 +66,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     check_positive(args, "num_pairs", "max_samples", "batch_size", "max_source_length")
     check_precision(args)
     check_answer_candidates(args)
-    try:
-        settings = generator_kwargs(model_dir)
-        kwargs = configs_from_arguments(
-            args, (settings["answer_config"], settings["question_config"])
-        )
-    except ValueError as err:
-        raise CLIError(f"bad decoding option: {err}") from None
-    if args.max_source_length is not None:
-        kwargs["max_source_length"] = args.max_source_length
-        kwargs["window_stride"] = min(settings["window_stride"], args.max_source_length // 4)
-    if args.free_answers:
-        kwargs["constrain_answers"] = False
-    if args.answer_candidates is not None:
-        kwargs["answer_candidates"] = args.answer_candidates
+    kwargs = generator_settings(args, model_dir)
+    num_pairs = kwargs.pop("num_pairs")  # evaluate_model's own argument
     if args.bf16:
         import torch
 
@@ -92,7 +79,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             task=args.task,
             max_samples=args.max_samples,
             batch_size=args.batch_size,
-            num_pairs=args.num_pairs,
+            num_pairs=num_pairs,
             tokenize=args.tokenize,
             meteor=not args.no_meteor,
             output=args.output,

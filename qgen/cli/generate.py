@@ -13,7 +13,6 @@ from collections import Counter
 
 from ..corpus import Passage, count_passages, iter_passages
 from ..filters import CorpusDedup, filter_passage_pairs, token_f1
-from ..generation_config import generator_kwargs
 from .options import (
     CLIError,
     add_answer_candidates_argument,
@@ -22,7 +21,7 @@ from .options import (
     check_answer_candidates,
     check_positive,
     check_precision,
-    configs_from_arguments,
+    generator_settings,
     resolve_model_dir,
 )
 from .output import JournaledOutput, journal_path, read_journal
@@ -150,26 +149,6 @@ def _blocks(source: str, batch_size: int):
         yield index, block
 
 
-def _settings(args: argparse.Namespace, model_dir: str) -> dict:
-    try:
-        settings = generator_kwargs(model_dir)
-        base = (settings["answer_config"], settings["question_config"])
-        settings.update(configs_from_arguments(args, base))
-    except ValueError as err:
-        raise CLIError(f"bad decoding option: {err}") from None
-    if args.free_answers:
-        settings["constrain_answers"] = False
-    if args.answer_candidates is not None:
-        settings["answer_candidates"] = args.answer_candidates
-    if args.num_pairs is not None:
-        settings["num_pairs"] = args.num_pairs
-    if args.max_source_length is not None:
-        settings["max_source_length"] = args.max_source_length
-        # a short window needs a shorter overlap than the saved one
-        settings["window_stride"] = min(settings["window_stride"], args.max_source_length // 4)
-    return settings
-
-
 def _fingerprint(args: argparse.Namespace, model_dir: str, settings: dict, world: int) -> dict:
     """What makes a rerun the same command (so that it may resume the output)."""
     from ..generation_config import QAGenerationConfig
@@ -295,7 +274,7 @@ def run(args: argparse.Namespace) -> dict:
         raise CLIError(
             f"--near_duplicate_jaccard must be in (0, 1], got {args.near_duplicate_jaccard}"
         )
-    settings = _settings(args, model_dir)
+    settings = generator_settings(args, model_dir)
     fingerprint = _fingerprint(args, model_dir, settings, world)
 
     n_blocks = -(-total // _block(args))

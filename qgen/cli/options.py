@@ -19,6 +19,7 @@ __all__ = [
     "check_positive",
     "check_precision",
     "configs_from_arguments",
+    "generator_settings",
     "resolve_model_dir",
 ]
 
@@ -154,3 +155,28 @@ def configs_from_arguments(
         "answer_config": dataclasses.replace(answer, **answer_fields),
         "question_config": dataclasses.replace(question, **question_fields),
     }
+
+
+def generator_settings(args: argparse.Namespace, model_dir: str) -> dict:
+    """`QAGenerator` settings for a command: the model's saved ones, then each option given
+    (the decoding options, ``--free_answers``, ``--answer_candidates``, ``--num_pairs``,
+    ``--max_source_length``)."""
+    from ..generation_config import generator_kwargs
+
+    try:
+        settings = generator_kwargs(model_dir)
+        base = (settings["answer_config"], settings["question_config"])
+        settings.update(configs_from_arguments(args, base))
+    except ValueError as err:
+        raise CLIError(f"bad decoding option: {err}") from None
+    if args.free_answers:
+        settings["constrain_answers"] = False
+    if args.answer_candidates is not None:
+        settings["answer_candidates"] = args.answer_candidates
+    if args.num_pairs is not None:
+        settings["num_pairs"] = args.num_pairs
+    if args.max_source_length is not None:
+        settings["max_source_length"] = args.max_source_length
+        # a short window needs a shorter overlap than the saved one
+        settings["window_stride"] = min(settings["window_stride"], args.max_source_length // 4)
+    return settings
