@@ -162,12 +162,12 @@ def _fingerprint(args: argparse.Namespace, model_dir: str, settings: dict, world
     except ValueError as err:
         raise CLIError(f"bad generation setting: {err}") from None
     # the model's files as well as its path: a model retrained in place is another command
-    model_files = {
-        name: [os.stat(os.path.join(model_dir, name)).st_size,
-               os.stat(os.path.join(model_dir, name)).st_mtime_ns]
-        for name in sorted(os.listdir(model_dir))
-        if name in ("config.json", "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
-    }  # fmt: skip
+    model_files = {}
+    for name in sorted(os.listdir(model_dir)):
+        if name in ("config.json", "model.safetensors", "model.safetensors.index.json",
+                    "pytorch_model.bin"):  # fmt: skip
+            info = os.stat(os.path.join(model_dir, name))
+            model_files[name] = [info.st_size, info.st_mtime_ns]
     return {
         "input": os.path.abspath(args.input), "input_bytes": stat.st_size,
         "input_mtime_ns": stat.st_mtime_ns, "model": os.path.abspath(model_dir),
@@ -193,18 +193,15 @@ def _merge_shards(output: str, world: int, fingerprint: dict, n_blocks: int) -> 
     waited = False
     while True:
         journals = [read_journal(s) for s in shards]
-        if all(j is not None and j.complete for j in journals):
-            break
         for r, journal in enumerate(journals):
             if journal is not None and journal.fingerprint != {**fingerprint, "rank": r}:
                 raise CLIError(f"{shards[r]}: a shard of a different command; pass --overwrite")
+        if all(j is not None and j.complete for j in journals):
+            break
         if not waited:
             print("qgen generate: waiting for the other processes' shards", file=sys.stderr)
             waited = True
         time.sleep(1.0)
-    for r, journal in enumerate(journals):
-        if journal.fingerprint != {**fingerprint, "rank": r}:
-            raise CLIError(f"{shards[r]}: a shard of a different command; pass --overwrite")
     missing = [b for b in range(n_blocks) if b not in journals[b % world].blocks]
     if missing:
         raise CLIError(f"{shards[missing[0] % world]}: block {missing[0]} is missing")
