@@ -257,3 +257,15 @@ def test_repeated_passage_ids_are_refused(setup, tmp_path):
         env=_env(), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 2 and "passage id 'a' is used twice" in proc.stderr
+
+
+def test_a_shard_of_another_command_is_refused_at_merge(tmp_path):
+    from qgen.cli.generate import _merge_shards, _shard
+    from qgen.cli.options import CLIError
+    from qgen.cli.output import JournaledOutput
+
+    out = str(tmp_path / "qa.jsonl")
+    shard = JournaledOutput(_shard(out, 0, 1), {"seed": 1, "rank": 0}, overwrite=True, append=False)
+    shard.finish()
+    with pytest.raises(CLIError, match="a shard of a different command"):
+        _merge_shards(out, 1, {"seed": 0}, 0)
