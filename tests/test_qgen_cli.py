@@ -39,6 +39,19 @@ def _run(capsys, *argv):
     return code, captured.out, captured.err
 
 
+def _spy_on_generator(monkeypatch) -> dict:
+    """The keyword arguments every `QAGenerator` is built with, from now on."""
+    seen = {}
+    real = QAGenerator.__init__
+
+    def spy(self, *args, **kwargs):
+        seen.update(kwargs)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(QAGenerator, "__init__", spy)
+    return seen
+
+
 def _generate(model_dir, inp, out, *extra):
     return ["generate", "--model", model_dir, "--input", inp, "--output", out, "--quiet", *extra]
 
@@ -297,14 +310,7 @@ def test_saved_settings_are_used_and_flags_override_them(model_dir, tmp_path, ca
     QAGenerationConfig(
         question=default_question_config(strategy="greedy", num_beams=1), num_pairs=1
     ).save_pretrained(saved)
-    seen = {}
-    real_init = QAGenerator.__init__
-
-    def spy(self, *args, **kwargs):
-        seen.update(kwargs)
-        real_init(self, *args, **kwargs)
-
-    monkeypatch.setattr(QAGenerator, "__init__", spy)
+    seen = _spy_on_generator(monkeypatch)
     inp = tmp_path / "p.txt"
     inp.write_text(PASSAGES[0] + "\n")
     assert main(["generate", "--model", str(saved), "--input", str(inp), "--quiet"]) == 0
@@ -438,14 +444,7 @@ def test_int8_generates_span_pairs_and_conflicting_precisions_are_refused(
 
 
 def test_answer_candidates_option(model_dir, tmp_path, capsys, monkeypatch):
-    seen = {}
-    real = QAGenerator.__init__
-
-    def spy(self, *args, **kwargs):
-        seen.update(kwargs)
-        real(self, *args, **kwargs)
-
-    monkeypatch.setattr(QAGenerator, "__init__", spy)
+    seen = _spy_on_generator(monkeypatch)
     inp = tmp_path / "passages.txt"
     inp.write_text("\n".join(PASSAGES) + "\n")
     out = tmp_path / "fewer.jsonl"
