@@ -56,24 +56,6 @@ class GeneratedDataConfig:
         return train, dev
 
 
-def _squad_rows(path: str) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)["data"]
-    rows = []
-    for article in data:
-        for para in article["paragraphs"]:
-            for qa in para["qas"]:
-                rows.append(
-                    {
-                        "id": qa["id"], "title": article.get("title", ""),
-                        "context": para["context"], "question": qa["question"],
-                        "answers": {"text": [a["text"] for a in qa["answers"]],
-                                    "answer_start": [a["answer_start"] for a in qa["answers"]]},
-                    }
-                )  # fmt: skip
-    return rows
-
-
 def _write_jsonl(rows: list[dict], path: str) -> None:
     """Written whole or not at all (a step counts as done once its file exists)."""
     tmp = path + ".tmp"
@@ -203,7 +185,9 @@ def run_study(cfg: GeneratedDataConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if cfg.quick:
         cfg.passages, cfg.epochs = min(cfg.passages, 12), 1.0
-    human = [r for r in _squad_rows(train) if r["answers"]["text"]]
+    from qgen.squad import load_squad
+
+    human = [r for r in load_squad(train) if r["answers"]["text"]]
     generated = _read_jsonl(_generate(cfg, human, out))
     filtered = _filtered(cfg, generated, out)
     n = min(len(human), len(generated), len(filtered))
