@@ -7,7 +7,8 @@ a passage: ``log p(answer, question | passage)``, the sum over the target
 answer)``, so by Bayes ``argmax_a log p(a, q | P)`` is the answer the model reads the question
 as asking for. `round_trip_answers` picks it among the passage's generated answers (the
 candidates), and `round_trip_filter` keeps a pair when that answer agrees with its own (token F1
->= ``min_f1``; 1.0 = the same answer).
+>= ``min_f1``; 1.0 = the same answer). `round_trip_margins` says by how much (in nats), so
+that pairs can be ranked, not only kept or dropped.
 
 The ``k x k`` (answer, question) targets of a passage are scored in as few forward passes as
 keep rows short (one for k <= 4): they share one copy of the passage as packed rows
@@ -16,6 +17,7 @@ keep rows short (one for k <= 4): they share one copy of the passage as packed r
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -23,7 +25,10 @@ import torch
 from .data import UniLMCollator, encode_source, special_token_ids
 from .filters import token_f1
 
-__all__ = ["round_trip_answers", "round_trip_filter", "score_targets"]
+__all__ = [
+    "round_trip_answers", "round_trip_filter", "round_trip_margins", "round_trip_scores",
+    "score_targets",
+]  # fmt: skip
 
 # (answer, question) targets packed after one copy of the passage: about 24 x 20 tokens, so a row
 # stays near the length of a training row whatever num_pairs is
@@ -88,13 +93,13 @@ def _score(model, tokenizer, source: list[int], targets: list[tuple[str, str]]) 
     return sums[1:].tolist()
 
 
-def round_trip_answers(
+def round_trip_scores(
     model, tokenizer, passage: str, pairs: list[dict[str, Any]], max_source_length: int = 320
-) -> list[int]:
-    """For each pair, the index of the pair whose answer the model reads its question as asking
-    for: ``argmax_j log p(answer_j, question_i | passage)`` over the passage's answers. Pairs
-    whose answers share a passage window (all of them, for a passage that fits) are scored in
-    one forward pass."""
+) -> list[list[float]]:
+    """The ``k x k`` table ``scores[i][j] = log p(answer_j, question_i | passage)`` over a
+    passage's pairs: row ``i`` says which answer the model reads question ``i`` as asking for.
+    Pairs whose answers share a passage window (all of them, for a passage that fits) are scored
+    in one forward pass."""
     answers = [p["answer"] for p in pairs]
     k = len(pairs)
     groups: dict[tuple[int, ...], list[int]] = {}
@@ -105,7 +110,7 @@ def round_trip_answers(
             tokenizer, passage, None, max_length=max_source_length, answer_span=span
         )
         groups.setdefault(tuple(source), []).append(i)
-    chosen = [0] * k
+    table: list[list[float]] = [[] for _ in range(k)]
     per_row = max(1, _TARGETS_PER_ROW // k)  # questions per forward pass: rows stay short
     for source, members in groups.items():
         for lo in range(0, len(members), per_row):
@@ -113,28 +118,52 @@ def round_trip_answers(
             targets = [(a, pairs[i]["question"]) for i in part for a in answers]
             scores = _score(model, tokenizer, list(source), targets)
             for n, i in enumerate(part):
-                row = scores[n * k : (n + 1) * k]
-                chosen[i] = max(range(k), key=row.__getitem__)
-    return chosen
+                table[i] = scores[n * k : (n + 1) * k]
+    return table
+
+
+def round_trip_answers(
+    model, tokenizer, passage: str, pairs: list[dict[str, Any]], max_source_length: int = 320
+) -> list[int]:
+    """For each pair, the index of the pair whose answer the model reads its question as asking
+    for: ``argmax_j log p(answer_j, question_i | passage)`` over the passage's answers."""
+    table = round_trip_scores(model, tokenizer, passage, pairs, max_source_length)
+    return [max(range(len(row)), key=row.__getitem__) for row in table]
+
+
+def round_trip_margins(
+    model, tokenizer, passage: str, pairs: list[dict[str, Any]], min_f1: float = 1.0,
+    max_source_length: int = 320,
+) -> list[float]:  # fmt: skip
+    """How surely each question reads as asking for its own answer: the best score of the
+    answers that agree with the pair's (itself, and those with token F1 >= ``min_f1``) minus the
+    best score of the others, in nats (``round_trip_scores``'s rows). ``>= 0``: the round trip
+    holds; larger: the question fits its answer more clearly than any other. ``inf`` where no
+    other answer disagrees (nothing to tell apart, e.g. a passage with one pair)."""
+    if len(pairs) < 2:
+        return [math.inf] * len(pairs)
+    table = round_trip_scores(model, tokenizer, passage, pairs, max_source_length)
+    answers = [p["answer"] for p in pairs]
+    margins = []
+    for i, row in enumerate(table):
+        agree = [j == i or token_f1(answers[j], answers[i]) >= min_f1 for j in range(len(row))]
+        others = [s for s, a in zip(row, agree) if not a]
+        own = max(s for s, a in zip(row, agree) if a)
+        margins.append(own - max(others) if others else math.inf)
+    return margins
 
 
 def round_trip_filter(
     model, tokenizer, passage: str, pairs: list[dict[str, Any]], min_f1: float = 1.0,
     max_source_length: int = 320,
 ) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
-    """Keep the pairs whose question the model reads as asking for their own answer (token F1
-    of the chosen answer against the pair's own >= ``min_f1``). A passage with a single pair
-    has no alternative to choose from: it is kept.
+    """Keep the pairs whose question the model reads as asking for their own answer (the answer
+    it picks has token F1 >= ``min_f1`` against the pair's: a ``round_trip_margins`` >= 0). A
+    passage with a single pair has no alternative to choose from: it is kept.
 
     Returns:
         The kept pairs (in their order) and how many were dropped.
     """
-    if len(pairs) < 2:
-        return list(pairs), 0
-    chosen = round_trip_answers(model, tokenizer, passage, pairs, max_source_length)
-    kept = [
-        p
-        for i, (p, j) in enumerate(zip(pairs, chosen))
-        if j == i or token_f1(pairs[j]["answer"], p["answer"]) >= min_f1
-    ]
+    margins = round_trip_margins(model, tokenizer, passage, pairs, min_f1, max_source_length)
+    kept = [p for p, m in zip(pairs, margins) if m >= 0]
     return kept, len(pairs) - len(kept)

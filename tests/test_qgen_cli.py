@@ -372,6 +372,14 @@ def test_round_trip_drops_and_counts(model_dir, tmp_path, capsys):
         summaries.append(json.loads(stdout.strip().splitlines()[-1]))
     plain, checked = summaries
     assert plain["pairs"] == checked["pairs"] + checked["filtered"]["round_trip"]
+    # the kept records carry their round-trip margin (None: no other answer to tell it from)
+    plain_ids = [json.loads(x)["id"] for x in (tmp_path / "qa0.jsonl").read_text().splitlines()]
+    records = [json.loads(x) for x in (tmp_path / "qa1.jsonl").read_text().splitlines()]
+    assert records and all(
+        r["round_trip_margin"] is None or r["round_trip_margin"] >= 0 for r in records
+    )
+    assert "round_trip_margin" not in json.loads((tmp_path / "qa0.jsonl").open().readline())
+    assert {r["id"] for r in records} <= set(plain_ids)
     code, _, err = _run(
         capsys, *_generate(model_dir, inp, tmp_path / "x.jsonl", "--round_trip_f1", "2")
     )
@@ -403,6 +411,8 @@ def test_round_trip_with_an_extractive_reader(model_dir, tmp_path, capsys):
     assert code == 0, err
     summary = json.loads(stdout.strip().splitlines()[-1])
     assert "round_trip" in summary["filtered"]
+    records = [json.loads(x) for x in out.read_text().splitlines()]
+    assert records and all(0.5 <= r["round_trip_f1"] <= 1 for r in records)
     code, _, err = _run(
         capsys, *_generate(model_dir, inp, tmp_path / "x.jsonl", "--round_trip_reader", reader)
     )

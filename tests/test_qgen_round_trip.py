@@ -1,6 +1,8 @@
 """The round-trip check with the qag model itself: its packed scores equal the unpacked ones,
 and a pair is kept when the model reads its question as asking for its own answer."""
 
+import math
+
 import pytest
 import torch
 
@@ -71,3 +73,27 @@ def test_a_pair_that_picks_its_own_answer_stays_even_with_an_empty_f1(monkeypatc
     monkeypatch.setattr(rt, "_score", lambda m, t, s, targets: [-1, -5, -5, -1])
     kept, dropped = rt.round_trip_filter(None, tiny_wordpiece_tokenizer(), PASSAGE, pairs)
     assert kept == pairs and dropped == 0
+
+
+def test_margins_rank_pairs_by_how_clearly_their_question_picks_their_answer(monkeypatch):
+    pairs = [
+        {"question": "where?", "answer": "paris", "answer_start": 27},
+        {"question": "what sat?", "answer": "the cat", "answer_start": 0},
+        {"question": "which city?", "answer": "paris, the capital", "answer_start": 27},
+    ]
+    table = {"where?": [-1, -5, -6], "what sat?": [-7, -2, -9], "which city?": [-3, -8, -4]}
+    answers = [p["answer"] for p in pairs]
+    monkeypatch.setattr(
+        rt, "_score", lambda m, t, s, targets: [table[q][answers.index(a)] for a, q in targets]
+    )
+    tok = tiny_wordpiece_tokenizer()
+    assert rt.round_trip_scores(None, tok, PASSAGE, pairs) == list(table.values())
+    # own score minus the best other answer's: 4 over "the cat", 5 over "paris", -1 under "paris"
+    assert rt.round_trip_margins(None, tok, PASSAGE, pairs) == [4, 5, -1]
+    assert rt.round_trip_filter(None, tok, PASSAGE, pairs)[1] == 1
+    # an answer that agrees with the pair's own (token F1 >= min_f1) counts as its own: "paris"
+    # and "paris, the capital" have F1 0.67
+    assert rt.round_trip_margins(None, tok, PASSAGE, pairs, min_f1=0.5) == [4, 5, 5]
+    assert rt.round_trip_filter(None, tok, PASSAGE, pairs, min_f1=0.5)[1] == 0
+    assert rt.round_trip_margins(None, tok, PASSAGE, pairs[:1]) == [math.inf]
+    assert rt.round_trip_margins(None, tok, PASSAGE, pairs, min_f1=0.0) == [math.inf] * 3

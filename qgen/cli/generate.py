@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import os
 import sys
 import time
@@ -99,6 +100,9 @@ def add_arguments(gen: argparse.ArgumentParser) -> None:
     add_decoding_arguments(gen)
 
 
+_ROUND_TRIP_FIELDS = ("round_trip_margin", "round_trip_f1")
+
+
 def _records(passage: Passage, pairs: list[dict]) -> list[dict]:
     return [
         {
@@ -108,6 +112,7 @@ def _records(passage: Passage, pairs: list[dict]) -> list[dict]:
             "question": pair["question"],
             "answers": {"text": [pair["answer"]], "answer_start": [pair["answer_start"]]},
             "score": pair["score"],
+            **{key: pair[key] for key in _ROUND_TRIP_FIELDS if key in pair},
         }
         for k, pair in enumerate(pairs)
     ]
@@ -391,22 +396,31 @@ def _generate(args, model_dir, settings, out, total, mine, local_rank, world) ->
 
 
 def _round_trip(generator, passage: str, pairs: list[dict], args, filtered: Counter) -> list[dict]:
+    """The pairs that pass the round trip, each with what it measured (written with the record,
+    to rank by): ``round_trip_f1`` of an extractive reader's answer, or the qag model's
+    ``round_trip_margin`` (`qgen.round_trip.round_trip_margins`; ``None`` where no other answer
+    was there to tell it from)."""
     if args.round_trip_reader is not None:
         answers = _reader(args.round_trip_reader).answer(
             [passage] * len(pairs), [p["question"] for p in pairs]
         )
-        kept = [
-            p
+        checked = [
+            {**p, "round_trip_f1": token_f1(a["answer"], p["answer"])}
             for p, a in zip(pairs, answers)
-            if token_f1(a["answer"], p["answer"]) >= args.round_trip_f1
         ]
+        kept = [p for p in checked if p["round_trip_f1"] >= args.round_trip_f1]
     else:
-        from ..round_trip import round_trip_filter
+        from ..round_trip import round_trip_margins
 
-        kept, _ = round_trip_filter(
+        margins = round_trip_margins(
             generator.model, generator.tokenizer, passage, pairs, args.round_trip_f1,
             generator.max_source_length,
         )  # fmt: skip
+        kept = [
+            {**p, "round_trip_margin": None if math.isinf(m) else round(m, 4)}
+            for p, m in zip(pairs, margins)
+            if m >= 0
+        ]
     filtered["round_trip"] += len(pairs) - len(kept)
     return kept
 
