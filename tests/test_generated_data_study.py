@@ -10,7 +10,13 @@ import torch
 from transformers import BertConfig, BertForQuestionAnswering
 
 from qgen.testing import tiny_unilm_model, tiny_wordpiece_tokenizer
-from studies.generated_data.study import GeneratedDataConfig, qa_aligned_f1, run_study
+from studies.generated_data.study import (
+    GeneratedDataConfig,
+    _by_margin,
+    qa_aligned_f1,
+    round_robin,
+    run_study,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "qgen" / "resources" / "sample_squad.json"
@@ -28,6 +34,18 @@ def test_qa_aligned_f1_by_hand():
     assert scores["passages"] == 1  # "q" has no generated pair
     assert scores["precision"] == pytest.approx(50.0) and scores["recall"] == pytest.approx(100.0)
     assert scores["f1"] == pytest.approx(100 * 2 * 0.5 / 1.5)
+
+
+def test_round_robin_takes_every_passage_once_before_any_twice():
+    rows = [{"context": c, "q": i} for i, c in enumerate("aaabcc")]
+    assert [r["q"] for r in round_robin(rows, 4)] == [0, 3, 4, 1]
+    assert [r["q"] for r in round_robin(rows, 10)] == [0, 3, 4, 1, 5, 2]
+    # ranked by round-trip margin within a passage; unchecked pairs (None) last
+    rows = [{"context": "a", "q": 0, "round_trip_margin": None},
+            {"context": "a", "q": 1, "round_trip_margin": 0.5},
+            {"context": "a", "q": 2, "round_trip_margin": 3.0},
+            {"context": "b", "q": 3, "round_trip_margin": 0.0}]  # fmt: skip
+    assert [r["q"] for r in round_robin(rows, 4, key=_by_margin)] == [2, 3, 1, 0]
 
 
 def _tiny_models(tmp_path):
@@ -59,7 +77,11 @@ def test_quick_run_of_every_step(tmp_path):
         quick=True,
     )  # fmt: skip
     results = run_study(cfg)
-    assert {"a_human", "b_generated", "c_filtered"} <= set(results)
+    assert {"a_human", "b_generated", "c_filtered", "b_random"} <= set(results)
+    filtered = [json.loads(line) for line in open(tmp_path / "out" / "filtered.jsonl")]
+    assert all("round_trip_margin" in row for row in filtered)
+    train_c = [json.loads(line) for line in open(tmp_path / "out" / "train-c_filtered.jsonl")]
+    assert set(train_c[0]) == {"id", "title", "context", "question", "answers"}
     assert results["a_human"]["train_pairs"] == results["pairs_per_set"] > 0
     assert 0 <= results["a_human"]["f1"] <= 100
     assert json.loads((tmp_path / "out" / "results.json").read_text())["pairs_per_set"] > 0

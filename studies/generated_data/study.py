@@ -4,9 +4,14 @@ On a domain the generator never saw (TyDi QA GoldP, English): generate pairs fro
 passages with a qgen model, then train the same extractive reader, same recipe and budget, on
 
 * (a) the human train pairs;
-* (b) as many generated pairs (a seeded sample of all generated pairs);
+* (b) as many generated pairs, taken round robin over the passages in generation order (each
+  passage's first pair, then each one's second, ...: the passages of (a), each about once);
 * (c) as many filtered generated pairs (duplicates dropped, and the round trip with the qag model
-  itself, `qgen.round_trip`);
+  itself, `qgen.round_trip`), taken round robin in the same way, each passage's pairs ranked by
+  their round-trip margin (`qgen.round_trip.round_trip_margins`): the filter both drops and
+  chooses;
+* (b_random) as a control, as many generated pairs drawn at random (seeded; the (b) of the first
+  study): fewer passages, some several times;
 
 and score each reader on the human dev questions (SQuAD exact match / F1). Also the QA-aligned F1
 of the generated pairs against the human pairs of the same passages (lmqg's definition, with
@@ -21,6 +26,7 @@ Steps write into ``output_dir`` and are skipped when their output exists, so a r
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import subprocess
@@ -28,7 +34,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["GeneratedDataConfig", "qa_aligned_f1", "run_study"]
+__all__ = ["GeneratedDataConfig", "qa_aligned_f1", "round_robin", "run_study"]
 
 
 @dataclass
@@ -39,8 +45,19 @@ class GeneratedDataConfig:
     reader_base: str | None = field(
         default=None, metadata={"help": "Reader backbone (default: all-MiniLM-L6-v2)."}
     )
-    passages: int = field(default=2000, metadata={"help": "Train passages to generate from."})
+    passages: int = field(
+        default=0, metadata={"help": "Train passages to generate from (0: all of them)."}
+    )
     num_pairs: int = 3
+    device: str | None = field(
+        default=None, metadata={"help": "Generation and round trip: cpu | cuda (default: auto)."}
+    )
+    generate_batch_size: int = field(
+        default=16, metadata={"help": "qgen generate --batch_size (larger on a GPU)."}
+    )
+    data_only: bool = field(
+        default=False, metadata={"help": "Stop after generating and filtering (no readers)."}
+    )
     epochs: float = 2.0
     learning_rate: float = 1e-4
     batch_size: int = 16
@@ -103,29 +120,38 @@ def _generate(cfg: GeneratedDataConfig, train_rows: list[dict], out: Path) -> st
     inp = out / "train_passages.jsonl"
     if not inp.exists():
         _write_jsonl(
-            [{"id": f"p{i}", "context": p} for i, p in enumerate(passages[: cfg.passages])],
+            [{"id": f"p{i}", "context": p} for i, p in enumerate(passages[: cfg.passages or None])],
             str(inp),
         )
+    if output.exists() and not Path(str(output) + ".progress").exists():
+        return str(output)  # generated elsewhere (e.g. on a GPU machine) and copied here whole
     # the same command again resumes an interrupted run, and does nothing after a finished one
     cmd = [sys.executable, "-m", "qgen", "generate", "--input", str(inp), "--output",
            str(output), "--num_pairs", str(cfg.num_pairs), "--keep_duplicates", "--seed",
-           str(cfg.seed), "--quiet"]  # fmt: skip
+           str(cfg.seed), "--quiet", "--batch_size", str(cfg.generate_batch_size)]  # fmt: skip
     if cfg.model:
         cmd += ["--model", cfg.model]
+    if cfg.device:
+        cmd += ["--device", cfg.device]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return str(output)
 
 
 def _filtered(cfg: GeneratedDataConfig, generated: list[dict], out: Path) -> list[dict]:
-    """(c): duplicates dropped, then the round trip with the qag model (cached in a file)."""
+    """(c): duplicates dropped, then the round trip with the qag model (cached in a file); each
+    kept row carries its ``round_trip_margin`` (``None`` where no other answer was there to tell
+    it from)."""
     path = out / "filtered.jsonl"
     if path.exists():
         return _read_jsonl(str(path))
+    import torch
+
     from qgen.filters import CorpusDedup, filter_passage_pairs
     from qgen.pretrained import load_model
-    from qgen.round_trip import round_trip_filter
+    from qgen.round_trip import round_trip_margins
 
-    model, tokenizer = load_model(cfg.model, "cpu")
+    device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, tokenizer = load_model(cfg.model, device)
     by_passage: dict[str, list[dict]] = {}
     for row in generated:
         by_passage.setdefault(row["context"], []).append(row)
@@ -135,8 +161,10 @@ def _filtered(cfg: GeneratedDataConfig, generated: list[dict], out: Path) -> lis
                   "answer_start": r["answers"]["answer_start"][0], "score": r["score"], "row": r}
                  for r in rows]  # fmt: skip
         pairs, _ = filter_passage_pairs(pairs)
-        pairs, _ = round_trip_filter(model, tokenizer, passage, pairs)
-        kept_rows += [p["row"] for p in pairs if dedup.add(p["question"], p["answer"])]
+        margins = round_trip_margins(model, tokenizer, passage, pairs)
+        for p, m in zip(pairs, margins):
+            if m >= 0 and dedup.add(p["question"], p["answer"]):
+                kept_rows.append({**p["row"], "round_trip_margin": None if math.isinf(m) else m})
     _write_jsonl(kept_rows, str(path))
     return kept_rows
 
@@ -152,7 +180,7 @@ def _train_and_score(cfg, name: str, rows: list[dict], dev: str, out: Path) -> d
     from qgen.training import cpu_has_native_bf16
 
     data = out / f"train-{name}.jsonl"
-    _write_jsonl(rows, str(data))
+    _write_jsonl([{k: r[k] for k in _SQUAD_FIELDS} for r in rows], str(data))
     reader_dir = out / f"reader-{name}"
     args = TrainingArguments(
         output_dir=str(reader_dir), num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
@@ -168,6 +196,29 @@ def _train_and_score(cfg, name: str, rows: list[dict], dev: str, out: Path) -> d
     tmp.write_text(json.dumps(result, indent=1))
     os.replace(tmp, result_path)
     return result
+
+
+_SQUAD_FIELDS = ("id", "title", "context", "question", "answers")
+
+
+def round_robin(rows: list[dict], n: int, key=None) -> list[dict]:
+    """``n`` rows taken one passage at a time: every passage's first row (in the order the
+    passages first appear), then every passage's second, ...; within a passage, rows in their
+    order, or by ``key`` (ascending) when given."""
+    by_passage: dict[str, list[dict]] = {}
+    for row in rows:
+        by_passage.setdefault(row["context"], []).append(row)
+    queues = [sorted(rs, key=key) if key else rs for rs in by_passage.values()]
+    chosen: list[dict] = []
+    for rank in range(max(map(len, queues), default=0)):
+        chosen += [q[rank] for q in queues if rank < len(q)][: n - len(chosen)]
+    return chosen
+
+
+def _by_margin(row: dict) -> tuple[bool, float]:
+    """Largest round-trip margin first; pairs no alternative answer checked come last."""
+    m = row.get("round_trip_margin")
+    return (m is None, -(m or 0.0))
 
 
 def _reader_base(cfg: GeneratedDataConfig) -> str:
@@ -191,14 +242,19 @@ def run_study(cfg: GeneratedDataConfig) -> dict:
     generated = _read_jsonl(_generate(cfg, human, out))
     filtered = _filtered(cfg, generated, out)
     n = min(len(human), len(generated), len(filtered))
+    results = {"config": asdict(cfg), "pairs_per_set": n,
+               "generated_pairs": len(generated), "filtered_pairs": len(filtered)}  # fmt: skip
+    if cfg.data_only:
+        return results
     rng = random.Random(cfg.seed)
     sets = {
         "a_human": rng.sample(human, n),
-        "b_generated": rng.sample(generated, n),
-        "c_filtered": rng.sample(filtered, n),
+        "b_generated": round_robin(generated, n),
+        "c_filtered": round_robin(filtered, n, key=_by_margin),
+        "b_random": rng.sample(generated, n),
     }
-    results = {"config": asdict(cfg), "pairs_per_set": n,
-               "generated_pairs": len(generated), "filtered_pairs": len(filtered)}  # fmt: skip
+    for name, rows in sets.items():
+        results[f"passages_{name}"] = len({r["context"] for r in rows})
     for name, rows in sets.items():
         results[name] = _train_and_score(cfg, name, rows, dev, out)
     human_by = {}
