@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> dict:
     set_seed(cfg.seed)
     try:
         results = run_study(cfg)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f"generated_data_study.py: error: {err}") from None
     print(json.dumps(results, indent=1))
     return results

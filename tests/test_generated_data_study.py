@@ -77,7 +77,7 @@ def test_quick_run_of_every_step(tmp_path):
         quick=True,
     )  # fmt: skip
     results = run_study(cfg)
-    assert {"a_human", "b_generated", "c_filtered", "b_random"} <= set(results)
+    assert {"a_human", "b_generated", "c_filtered", "c_ranked", "b_random"} <= set(results)
     filtered = [json.loads(line) for line in open(tmp_path / "out" / "filtered.jsonl")]
     assert all("round_trip_margin" in row for row in filtered)
     train_c = [json.loads(line) for line in open(tmp_path / "out" / "train-c_filtered.jsonl")]
@@ -85,6 +85,15 @@ def test_quick_run_of_every_step(tmp_path):
     assert results["a_human"]["train_pairs"] == results["pairs_per_set"] > 0
     assert 0 <= results["a_human"]["f1"] <= 100
     assert json.loads((tmp_path / "out" / "results.json").read_text())["pairs_per_set"] > 0
+    assert results["c_filtered"]["seeds"] == 1 and len(results["c_filtered_by_seed"]) == 1
+    # a second seed for two sets: the first seed's readers are reused, the others not trained
+    cfg.reader_seeds, cfg.sets = "0,1", "b_generated,c_filtered"
+    again = run_study(cfg)
+    assert "a_human" not in again and again["b_generated"]["seeds"] == 2
+    assert again["c_filtered_by_seed"][0] == results["c_filtered_by_seed"][0]
+    cfg.sets = "b_generated,nope"
+    with pytest.raises(ValueError, match="nope"):
+        run_study(cfg)
     with pytest.raises(FileNotFoundError, match="--data_dir"):
         GeneratedDataConfig(data_dir=str(tmp_path / "nope")).files()
 

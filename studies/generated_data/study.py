@@ -7,9 +7,10 @@ passages with a qgen model, then train the same extractive reader, same recipe a
 * (b) as many generated pairs, taken round robin over the passages in generation order (each
   passage's first pair, then each one's second, ...: the passages of (a), each about once);
 * (c) as many filtered generated pairs (duplicates dropped, and the round trip with the qag model
-  itself, `qgen.round_trip`), taken round robin in the same way, each passage's pairs ranked by
-  their round-trip margin (`qgen.round_trip.round_trip_margins`): the filter both drops and
-  chooses;
+  itself, `qgen.round_trip`), taken round robin in the same way;
+* (c_ranked) the same, each passage's pairs ranked by their round-trip margin
+  (`qgen.round_trip.round_trip_margins`) instead of kept in generation order, so that the filter
+  chooses as well as drops;
 * (b_random) as a control, as many generated pairs drawn at random (seeded; the (b) of the first
   study): fewer passages, some several times;
 
@@ -58,10 +59,16 @@ class GeneratedDataConfig:
     data_only: bool = field(
         default=False, metadata={"help": "Stop after generating and filtering (no readers)."}
     )
-    epochs: float = 2.0
-    learning_rate: float = 1e-4
+    epochs: float = 1.0
+    learning_rate: float = 2e-4
     batch_size: int = 16
     seed: int = 0
+    reader_seeds: str = field(
+        default="0", metadata={"help": "Comma-separated seeds: each set trains one reader each."}
+    )
+    sets: str = field(
+        default="", metadata={"help": "Comma-separated sets to train readers on (default: all)."}
+    )
     quick: bool = field(default=False, metadata={"help": "A smoke run: tiny sizes."})
 
     def files(self) -> tuple[str, str]:
@@ -169,10 +176,11 @@ def _filtered(cfg: GeneratedDataConfig, generated: list[dict], out: Path) -> lis
     return kept_rows
 
 
-def _train_and_score(cfg, name: str, rows: list[dict], dev: str, out: Path) -> dict:
-    result_path = out / f"reader-{name}.json"
+def _train_and_score(cfg, name: str, rows: list[dict], dev: str, out: Path, seed: int) -> dict:
+    result_path = out / f"reader-{name}-seed{seed}.json"
     if result_path.exists():
         return json.loads(result_path.read_text())
+    import torch
     from transformers import TrainingArguments
 
     from qgen.reader import evaluate_reader
@@ -181,17 +189,19 @@ def _train_and_score(cfg, name: str, rows: list[dict], dev: str, out: Path) -> d
 
     data = out / f"train-{name}.jsonl"
     _write_jsonl([{k: r[k] for k in _SQUAD_FIELDS} for r in rows], str(data))
-    reader_dir = out / f"reader-{name}"
+    reader_dir = out / f"reader-{name}-seed{seed}"
+    on_gpu = (cfg.device or "cuda") == "cuda" and torch.cuda.is_available()
     args = TrainingArguments(
         output_dir=str(reader_dir), num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
         per_device_train_batch_size=cfg.batch_size, warmup_steps=0.1, weight_decay=0.01,
-        lr_scheduler_type="linear", save_strategy="no", report_to="none", seed=cfg.seed,
-        bf16=cpu_has_native_bf16(), use_cpu=True, logging_steps=50, disable_tqdm=True,
+        lr_scheduler_type="linear", save_strategy="no", report_to="none", seed=seed,
+        bf16=torch.cuda.is_bf16_supported() if on_gpu else cpu_has_native_bf16(),
+        use_cpu=not on_gpu, logging_steps=50, disable_tqdm=True,
         max_steps=3 if cfg.quick else -1,
     )  # fmt: skip
     train_reader(ReaderArguments(model_name_or_path=_reader_base(cfg), train_file=str(data)), args)
     scores = evaluate_reader(str(reader_dir), dev, max_samples=16 if cfg.quick else None)
-    result = {"train_pairs": len(rows), **scores}
+    result = {"train_pairs": len(rows), "seed": seed, **scores}
     tmp = result_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1))
     os.replace(tmp, result_path)
@@ -250,13 +260,31 @@ def run_study(cfg: GeneratedDataConfig) -> dict:
     sets = {
         "a_human": rng.sample(human, n),
         "b_generated": round_robin(generated, n),
-        "c_filtered": round_robin(filtered, n, key=_by_margin),
+        "c_filtered": round_robin(filtered, n),
+        "c_ranked": round_robin(filtered, n, key=_by_margin),
         "b_random": rng.sample(generated, n),
     }
+    if cfg.sets:
+        unknown = set(cfg.sets.split(",")) - set(sets)
+        if unknown:
+            raise ValueError(f"--sets: unknown {sorted(unknown)}; choose among {sorted(sets)}")
+        sets = {k: v for k, v in sets.items() if k in cfg.sets.split(",")}
+    seeds = [int(x) for x in cfg.reader_seeds.split(",")]
     for name, rows in sets.items():
         results[f"passages_{name}"] = len({r["context"] for r in rows})
-    for name, rows in sets.items():
-        results[name] = _train_and_score(cfg, name, rows, dev, out)
+    for seed in seeds:  # every set once before any set twice: a cut run still compares them all
+        for name, rows in sets.items():
+            results.setdefault(f"{name}_by_seed", []).append(
+                _train_and_score(cfg, name, rows, dev, out, seed)
+            )
+    for name in sets:  # means over the seeds
+        runs = results[f"{name}_by_seed"]
+        f1s = [r["f1"] for r in runs]
+        results[name] = {
+            "train_pairs": runs[0]["train_pairs"], "seeds": len(runs),
+            "exact_match": sum(r["exact_match"] for r in runs) / len(runs),
+            "f1": sum(f1s) / len(f1s), "f1_min": min(f1s), "f1_max": max(f1s),
+        }  # fmt: skip
     human_by = {}
     for r in human:
         human_by.setdefault(r["context"], []).append(
