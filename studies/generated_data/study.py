@@ -80,6 +80,9 @@ class GeneratedDataConfig:
         return train, dev
 
 
+_SQUAD_FIELDS = ("id", "title", "context", "question", "answers")  # what a reader trains on
+
+
 def _write_jsonl(rows: list[dict], path: str) -> None:
     """Written whole or not at all (a step counts as done once its file exists)."""
     tmp = path + ".tmp"
@@ -120,7 +123,8 @@ def qa_aligned_f1(generated: dict[str, list[dict]], human: dict[str, list[dict]]
 
 
 def _generate(cfg: GeneratedDataConfig, train_rows: list[dict], out: Path) -> str:
-    """Unfiltered pairs for a seeded sample of the train passages (qgen generate, resumable)."""
+    """Unfiltered pairs for the train passages in a seeded order (all, or the first
+    ``cfg.passages``), with qgen generate (resumable)."""
     output = out / "generated.jsonl"
     passages = sorted({r["context"] for r in train_rows})
     random.Random(cfg.seed).shuffle(passages)
@@ -206,9 +210,6 @@ def _train_and_score(cfg, name: str, rows: list[dict], dev: str, out: Path, seed
     tmp.write_text(json.dumps(result, indent=1))
     os.replace(tmp, result_path)
     return result
-
-
-_SQUAD_FIELDS = ("id", "title", "context", "question", "answers")
 
 
 def round_robin(rows: list[dict], n: int, key=None) -> list[dict]:
