@@ -49,6 +49,14 @@ class DecodingConfig:
     )
     repetition_penalty: float = field(default=1.0, metadata={"help": "> 0; 1: off (CTRL)"})
     no_repeat_ngram_size: int = field(default=0, metadata={"help": "ban repeated n-grams (0: off)"})
+    repetition_scope: str = field(
+        default="sequence",
+        metadata={
+            "help": "what repetition_penalty and no_repeat_ngram_size look at: 'sequence' (the "
+            "prompt too, as HF generate does for decoder-only models) | 'generated' (the new "
+            "tokens only: an output may copy its prompt but not repeat itself)"
+        },
+    )
     num_return_sequences: int = field(default=1, metadata={"help": "sequences per input row"})
     seed: int | None = field(default=None, metadata={"help": "seed for a private torch.Generator"})
     generator: torch.Generator | None = field(
@@ -94,6 +102,11 @@ class DecodingConfig:
         if self.no_repeat_ngram_size < 0:
             raise ValueError(
                 f"no_repeat_ngram_size must be >= 0, got no_repeat_ngram_size={self.no_repeat_ngram_size}"
+            )
+        if self.repetition_scope not in ("sequence", "generated"):
+            raise ValueError(
+                "repetition_scope must be 'sequence' or 'generated', "
+                f"got repetition_scope={self.repetition_scope!r}"
             )
         if self.num_return_sequences < 1:
             raise ValueError(

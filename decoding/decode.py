@@ -124,7 +124,19 @@ def generate_kwargs(config: DecodingConfig) -> dict[str, Any]:
     ``temperature=1.0``), as are forced bos/eos tokens a model's ``generation_config`` may
     set; for ``consistent=True`` the temperature and consistent top-k/top-p
     go in ``logits_processor`` in our order, so they are the only filters.
+
+    Raises:
+        ValueError: ``repetition_scope='generated'`` with a repetition control on: HF
+            ``generate`` has no such scope (its controls see the whole sequence).
     """
+    if config.repetition_scope == "generated" and (
+        config.repetition_penalty != 1.0 or config.no_repeat_ngram_size > 0
+    ):
+        raise ValueError(
+            "repetition_scope='generated' has no HF generate equivalent (its repetition_penalty "
+            "and no_repeat_ngram_size see the prompt too): decode with decoding.decode, or use "
+            "repetition_scope='sequence'"
+        )
     sample = config.strategy == "sample"
     kwargs: dict[str, Any] = {
         "do_sample": sample,

@@ -178,18 +178,24 @@ class RepetitionPenaltyProcessor(LogitsProcessor):
         penalty: > 0; 1 means off.
         prompt_ignore_length: ``(N,)`` number of leading positions per row to ignore (the left
             padding), as HF ``generate`` does; ``None`` counts every position.
+        prompt_length: leading positions of every row to ignore (``repetition_scope=
+            'generated'``: the whole prompt); 0 counts them.
     """
 
-    def __init__(self, penalty: float, prompt_ignore_length: torch.Tensor | None = None):
+    def __init__(
+        self, penalty: float, prompt_ignore_length: torch.Tensor | None = None,
+        prompt_length: int = 0,
+    ):  # fmt: skip
         if not penalty > 0:
             raise ValueError(f"repetition_penalty must be > 0, got repetition_penalty={penalty}")
         self.penalty = float(penalty)
         self.prompt_ignore_length = prompt_ignore_length
+        self.prompt_length = prompt_length
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
         vocab = scores.shape[-1]
-        ids = input_ids
-        if self.prompt_ignore_length is not None:
+        ids = input_ids[:, self.prompt_length :]
+        if self.prompt_ignore_length is not None and not self.prompt_length:
             pos = torch.arange(ids.shape[1], device=ids.device)
             ignore = pos[None, :] < self.prompt_ignore_length.to(ids.device)[:, None]
             ids = ids.masked_fill(ignore, vocab)  # spare column, dropped below
@@ -201,16 +207,20 @@ class RepetitionPenaltyProcessor(LogitsProcessor):
 
 @PROCESSORS.register("no_repeat_ngram")
 class NoRepeatNGramProcessor(LogitsProcessor):
-    """Ban any token that would repeat an n-gram already present in ``input_ids``."""
+    """Ban any token that would repeat an n-gram already present in ``input_ids`` (from
+    position ``prompt_length`` on: with ``repetition_scope='generated'``, n-grams of the prompt
+    may be copied, not repeated)."""
 
-    def __init__(self, ngram_size: int):
+    def __init__(self, ngram_size: int, prompt_length: int = 0):
         if isinstance(ngram_size, bool) or not isinstance(ngram_size, int) or ngram_size < 1:
             raise ValueError(
                 f"no_repeat_ngram_size must be an int >= 1, got no_repeat_ngram_size={ngram_size!r}"
             )
         self.ngram_size = ngram_size
+        self.prompt_length = prompt_length
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+        input_ids = input_ids[:, self.prompt_length :]
         n, length = self.ngram_size, input_ids.shape[-1]
         if length < n:
             return scores
@@ -260,7 +270,8 @@ def build_processors(
     Args:
         config: the decoding configuration.
         vocab_size: size of the score vectors; every end token id must lie inside it.
-        prompt_length: length of the (padded) prompt, for ``min_new_tokens``.
+        prompt_length: length of the (padded) prompt, for ``min_new_tokens`` (and the
+            repetition controls with ``repetition_scope='generated'``).
         prompt_ignore_length: ``(N,)`` left-padding length per row (repetition penalty only).
         extra: caller's processors (e.g. a legal-move mask), applied before the warpers.
 
@@ -269,16 +280,21 @@ def build_processors(
     """
     eos = config.eos_token_ids
     check_eos_in_vocab(eos, vocab_size)
+    skip = prompt_length if config.repetition_scope == "generated" else 0
     constraints = [
         (
             "repetition_penalty",
             config.repetition_penalty != 1.0,
-            {"penalty": config.repetition_penalty, "prompt_ignore_length": prompt_ignore_length},
-        ),
+            {
+                "penalty": config.repetition_penalty,
+                "prompt_ignore_length": prompt_ignore_length,
+                "prompt_length": skip,
+            },
+        ),  # fmt: skip
         (
             "no_repeat_ngram",
             config.no_repeat_ngram_size > 0,
-            {"ngram_size": config.no_repeat_ngram_size},
+            {"ngram_size": config.no_repeat_ngram_size, "prompt_length": skip},
         ),
         (
             "min_new_tokens",

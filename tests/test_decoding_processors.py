@@ -98,6 +98,8 @@ ALL_PROCESSORS = [
     RepetitionPenaltyProcessor(1.5),
     RepetitionPenaltyProcessor(1.5, prompt_ignore_length=torch.tensor([1, 0])),
     NoRepeatNGramProcessor(2),
+    NoRepeatNGramProcessor(2, prompt_length=1),
+    RepetitionPenaltyProcessor(1.5, prompt_length=2),
     MinNewTokensProcessor(prompt_length=2, min_new_tokens=5, eos_token_id=EOS),
 ]
 
@@ -260,3 +262,65 @@ def test_consistent_processors_plug_into_generate_explicitly():
         logits_processor=procs,
     )
     assert out.shape[0] == 2 and out.shape[1] <= 10
+
+
+def test_repetition_scope_generated_lets_an_output_copy_its_prompt_but_not_repeat_itself():
+    scores = torch.zeros(1, 8)
+    # prompt [5 6 7 5 6 | generated 1 2 1]: the next token would close (5, 6, x) / (2, 1, x)
+    ids = torch.tensor([[5, 6, 7, 5, 6]])
+    whole = NoRepeatNGramProcessor(3)(ids, scores)
+    assert whole[0, 7] == -float("inf")  # (5, 6, 7) is in the prompt: banned for the sequence
+    assert torch.isfinite(NoRepeatNGramProcessor(3, prompt_length=5)(ids, scores)).all()
+    ids = torch.tensor([[5, 6, 7, 5, 6, 1, 2, 1, 2]])
+    own = NoRepeatNGramProcessor(3, prompt_length=5)(ids, scores)
+    assert own[0, 1] == -float("inf") and torch.isfinite(own[0, [0, 2, 3, 4, 5, 6, 7]]).all()
+    # the CTRL penalty: prompt tokens (5, 6, 7) are left alone, generated ones (1, 2) penalised
+    logits = torch.ones(1, 8)
+    out = RepetitionPenaltyProcessor(2.0, prompt_length=5)(ids, logits)
+    assert out[0].tolist() == [1, 0.5, 0.5, 1, 1, 1, 1, 1]
+    assert RepetitionPenaltyProcessor(2.0)(ids, logits)[0, 5] == 0.5  # sequence scope: penalised
+
+
+def test_build_processors_passes_the_scope():
+    cfg = DecodingConfig(no_repeat_ngram_size=2, repetition_penalty=1.2)
+    procs = build_processors(cfg, vocab_size=6, prompt_length=3)
+    assert [p.prompt_length for p in procs] == [0, 0]
+    cfg = DecodingConfig(
+        no_repeat_ngram_size=2, repetition_penalty=1.2, repetition_scope="generated"
+    )
+    procs = build_processors(cfg, vocab_size=6, prompt_length=3)
+    assert [p.prompt_length for p in procs] == [3, 3]
+    with pytest.raises(ValueError, match="repetition_scope='everything'"):
+        DecodingConfig(repetition_scope="everything")
+    with pytest.raises(ValueError, match="no HF generate equivalent"):
+        generate_kwargs(cfg)
+    assert (
+        generate_kwargs(DecodingConfig(repetition_scope="generated"))["no_repeat_ngram_size"] == 0
+    )
+
+
+def _repeats_a_bigram(seq: list[int], start: int) -> bool:
+    """Whether a bigram ending at position >= ``start`` occurred earlier in ``seq``."""
+    seen = set()
+    for i in range(1, len(seq)):
+        if i >= start and (seq[i - 1], seq[i]) in seen:
+            return True
+        seen.add((seq[i - 1], seq[i]))
+    return False
+
+
+def test_each_scope_holds_in_decoding():
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=12, n_embd=16, n_layer=1, n_head=2,
+                                       n_positions=64, bos_token_id=0, eos_token_id=11))  # fmt: skip
+    prompt = torch.tensor([[1, 2, 3, 1, 2, 3, 1, 2]])  # repeats bigrams itself
+    n = prompt.shape[1]
+    outs = {}
+    for scope in ("sequence", "generated"):
+        cfg = DecodingConfig(max_new_tokens=20, no_repeat_ngram_size=2, repetition_scope=scope,
+                             eos_token_id=11)  # fmt: skip
+        seq = decode(model, prompt, cfg).sequences[0].tolist()
+        outs[scope] = seq[: seq.index(11, n) + 1] if 11 in seq[n:] else seq
+    assert not _repeats_a_bigram(outs["sequence"], n)  # nothing of the prompt, nothing twice
+    assert not _repeats_a_bigram(outs["generated"][n:], 1)  # nothing twice in the output
+    assert _repeats_a_bigram(outs["sequence"][:n], 1)  # (the prompt's own repeats are allowed)
