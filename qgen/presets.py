@@ -35,11 +35,15 @@ def default_answer_config(**overrides: Any) -> DecodingConfig:
 
 
 def default_question_config(**overrides: Any) -> DecodingConfig:
-    """Stage 2: beam search with 5 beams and no length normalisation (``length_penalty=0``)."""
+    """Stage 2: beam search with 5 beams and no length normalisation (``length_penalty=0``);
+    no word-piece trigram twice in a question (``no_repeat_ngram_size=3``), counted in the
+    question only (``repetition_scope='generated'``: it may copy its passage)."""
     kwargs = dict(
         strategy="beam",
         num_beams=5,
         length_penalty=0.0,
+        no_repeat_ngram_size=3,
+        repetition_scope="generated",
         min_new_tokens=1,
         max_new_tokens=MAX_TARGET_TOKENS,
     )
@@ -51,11 +55,11 @@ PRESETS: dict[str, tuple[DecodingConfig, DecodingConfig]] = {
     # The version the post shipped with (its examples): random_sample(topk=5), beam_search(topk=5).
     "su-2020-07": (
         default_answer_config(top_p=1.0, top_k=5, consistent=False),
-        default_question_config(),
+        default_question_config(no_repeat_ngram_size=0),
     ),
     # bert4keras HEAD from 2020-11-20: random_sample(topp=0.95), beam_search(topk=1) = greedy.
     "su-2020-11": (
         default_answer_config(consistent=False),
-        default_question_config(strategy="greedy", num_beams=1),
+        default_question_config(strategy="greedy", num_beams=1, no_repeat_ngram_size=0),
     ),
 }

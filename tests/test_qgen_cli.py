@@ -247,6 +247,13 @@ def test_decoding_options_override_the_preset():
     assert (q.repetition_penalty, q.max_new_tokens, q.length_penalty) == (1.2, 20, 0.0)
     assert (a.top_k, a.consistent) == (3, False)  # the rest of su-2020-07's answer stage stays
     assert configs("--num_beams", "3")["question_config"].strategy == "beam"
+    # questions may copy their passage: the trigram ban counts the question's own tokens only
+    q = default["question_config"]
+    assert (q.no_repeat_ngram_size, q.repetition_scope) == (3, "generated")
+    assert (
+        configs("--repetition_scope", "sequence")["question_config"].repetition_scope == "sequence"
+    )
+    assert configs("--preset", "su-2020-11")["question_config"].no_repeat_ngram_size == 0
     with pytest.raises(ValueError, match="num_beams"):
         configs("--num_beams", "0")
 

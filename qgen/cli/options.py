@@ -112,6 +112,12 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
         "--repetition_penalty", type=float, default=None, help="question: CTRL penalty (1: off)"
     )
     group.add_argument(
+        "--repetition_scope", default=None, choices=("sequence", "generated"),
+        help="question: what the two options above look at: 'generated' (the question only: it "
+        "may copy its passage, not repeat itself; the default of the shipped model) or "
+        "'sequence' (the passage too, as HF generate does)",
+    )  # fmt: skip
+    group.add_argument(
         "--length_penalty", type=float, default=None,
         help="question: beam score / length**penalty (preset: 0, no normalisation)",
     )  # fmt: skip
@@ -143,6 +149,7 @@ def configs_from_arguments(
     question_fields = {
         "no_repeat_ngram_size": args.no_repeat_ngram_size,
         "repetition_penalty": args.repetition_penalty,
+        "repetition_scope": args.repetition_scope,
         "length_penalty": args.length_penalty,
         "max_new_tokens": args.max_question_tokens,
     }
