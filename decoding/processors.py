@@ -290,7 +290,7 @@ def build_processors(
                 "prompt_ignore_length": prompt_ignore_length,
                 "prompt_length": skip,
             },
-        ),  # fmt: skip
+        ),
         (
             "no_repeat_ngram",
             config.no_repeat_ngram_size > 0,
