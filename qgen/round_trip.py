@@ -155,15 +155,23 @@ def round_trip_margins(
 
 def round_trip_filter(
     model, tokenizer, passage: str, pairs: list[dict[str, Any]], min_f1: float = 1.0,
-    max_source_length: int = 320,
+    max_source_length: int = 320, margin_key: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
     """Keep the pairs whose question the model reads as asking for their own answer (the answer
     it picks has token F1 >= ``min_f1`` against the pair's: a ``round_trip_margins`` >= 0). A
     passage with a single pair has no alternative to choose from: it is kept.
 
+    Args:
+        margin_key: when given, each kept pair is a copy holding its margin under this key
+            (``None`` where no other answer was there to tell it from), to rank pairs by.
+
     Returns:
         The kept pairs (in their order) and how many were dropped.
     """
     margins = round_trip_margins(model, tokenizer, passage, pairs, min_f1, max_source_length)
-    kept = [p for p, m in zip(pairs, margins) if m >= 0]
+    kept = [
+        p if margin_key is None else {**p, margin_key: None if math.isinf(m) else m}
+        for p, m in zip(pairs, margins)
+        if m >= 0
+    ]
     return kept, len(pairs) - len(kept)

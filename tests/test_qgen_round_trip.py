@@ -91,6 +91,10 @@ def test_margins_rank_pairs_by_how_clearly_their_question_picks_their_answer(mon
     # own score minus the best other answer's: 4 over "the cat", 5 over "paris", -1 under "paris"
     assert rt.round_trip_margins(None, tok, PASSAGE, pairs) == [4, 5, -1]
     assert rt.round_trip_filter(None, tok, PASSAGE, pairs)[1] == 1
+    # the kept pairs can carry their margin (copies: the caller's pairs stay as they were)
+    kept, _ = rt.round_trip_filter(None, tok, PASSAGE, pairs, margin_key="m")
+    assert [p["m"] for p in kept] == [4, 5] and not any("m" in p for p in pairs)
+    assert rt.round_trip_filter(None, tok, PASSAGE, pairs[:1], margin_key="m")[0][0]["m"] is None
     # an answer that agrees with the pair's own (token F1 >= min_f1) counts as its own: "paris"
     # and "paris, the capital" have F1 0.67
     assert rt.round_trip_margins(None, tok, PASSAGE, pairs, min_f1=0.5) == [4, 5, 5]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import math
 import os
 import sys
 import time
@@ -410,17 +409,15 @@ def _round_trip(generator, passage: str, pairs: list[dict], args, filtered: Coun
         ]
         kept = [p for p in checked if p["round_trip_f1"] >= args.round_trip_f1]
     else:
-        from ..round_trip import round_trip_margins
+        from ..round_trip import round_trip_filter
 
-        margins = round_trip_margins(
+        kept, _ = round_trip_filter(
             generator.model, generator.tokenizer, passage, pairs, args.round_trip_f1,
-            generator.max_source_length,
+            generator.max_source_length, margin_key="round_trip_margin",
         )  # fmt: skip
-        kept = [
-            {**p, "round_trip_margin": None if math.isinf(m) else round(m, 4)}
-            for p, m in zip(pairs, margins)
-            if m >= 0
-        ]
+        for p in kept:  # copies: four decimals are plenty in the output
+            if p["round_trip_margin"] is not None:
+                p["round_trip_margin"] = round(p["round_trip_margin"], 4)
     filtered["round_trip"] += len(pairs) - len(kept)
     return kept
 

@@ -27,7 +27,6 @@ Steps write into ``output_dir`` and are skipped when their output exists, so a r
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import subprocess
@@ -159,7 +158,7 @@ def _filtered(cfg: GeneratedDataConfig, generated: list[dict], out: Path) -> lis
 
     from qgen.filters import CorpusDedup, filter_passage_pairs
     from qgen.pretrained import load_model
-    from qgen.round_trip import round_trip_margins
+    from qgen.round_trip import round_trip_filter
 
     device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, tokenizer = load_model(cfg.model, device)
@@ -172,10 +171,12 @@ def _filtered(cfg: GeneratedDataConfig, generated: list[dict], out: Path) -> lis
                   "answer_start": r["answers"]["answer_start"][0], "score": r["score"], "row": r}
                  for r in rows]  # fmt: skip
         pairs, _ = filter_passage_pairs(pairs)
-        margins = round_trip_margins(model, tokenizer, passage, pairs)
-        for p, m in zip(pairs, margins):
-            if m >= 0 and dedup.add(p["question"], p["answer"]):
-                kept_rows.append({**p["row"], "round_trip_margin": None if math.isinf(m) else m})
+        pairs, _ = round_trip_filter(
+            model, tokenizer, passage, pairs, margin_key="round_trip_margin"
+        )
+        for p in pairs:
+            if dedup.add(p["question"], p["answer"]):
+                kept_rows.append({**p["row"], "round_trip_margin": p["round_trip_margin"]})
     _write_jsonl(kept_rows, str(path))
     return kept_rows
 
