@@ -91,6 +91,21 @@ def _write_jsonl(rows: list[dict], path: str) -> None:
     os.replace(tmp, path)
 
 
+def _by_passage(rows: list[dict]) -> dict[str, list[dict]]:
+    """Rows grouped by their ``context``, in the order the passages first appear."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(row["context"], []).append(row)
+    return groups
+
+
+def _device(cfg: GeneratedDataConfig) -> str:
+    """Where generation, the round trip and the readers run: ``--device``, else CUDA if any."""
+    import torch
+
+    return cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def _read_jsonl(path: str) -> list[dict]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f]
@@ -154,19 +169,13 @@ def _filtered(cfg: GeneratedDataConfig, generated: list[dict], out: Path) -> lis
     path = out / "filtered.jsonl"
     if path.exists():
         return _read_jsonl(str(path))
-    import torch
-
     from qgen.filters import CorpusDedup, filter_passage_pairs
     from qgen.pretrained import load_model
     from qgen.round_trip import round_trip_filter
 
-    device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, tokenizer = load_model(cfg.model, device)
-    by_passage: dict[str, list[dict]] = {}
-    for row in generated:
-        by_passage.setdefault(row["context"], []).append(row)
+    model, tokenizer = load_model(cfg.model, _device(cfg))
     dedup, kept_rows = CorpusDedup(), []
-    for passage, rows in by_passage.items():
+    for passage, rows in _by_passage(generated).items():
         pairs = [{"question": r["question"], "answer": r["answers"]["text"][0],
                   "answer_start": r["answers"]["answer_start"][0], "score": r["score"], "row": r}
                  for r in rows]  # fmt: skip
@@ -195,7 +204,7 @@ def _train_and_score(cfg, name: str, rows: list[dict], dev: str, out: Path, seed
     data = out / f"train-{name}.jsonl"
     _write_jsonl([{k: r[k] for k in _SQUAD_FIELDS} for r in rows], str(data))
     reader_dir = out / f"reader-{name}-seed{seed}"
-    on_gpu = (cfg.device or "cuda") == "cuda" and torch.cuda.is_available()
+    on_gpu = _device(cfg) == "cuda" and torch.cuda.is_available()
     args = TrainingArguments(
         output_dir=str(reader_dir), num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
         per_device_train_batch_size=cfg.batch_size, warmup_steps=0.1, weight_decay=0.01,
@@ -217,10 +226,7 @@ def round_robin(rows: list[dict], n: int, key=None) -> list[dict]:
     """``n`` rows taken one passage at a time: every passage's first row (in the order the
     passages first appear), then every passage's second, ...; within a passage, rows in their
     order, or by ``key`` (ascending) when given."""
-    by_passage: dict[str, list[dict]] = {}
-    for row in rows:
-        by_passage.setdefault(row["context"], []).append(row)
-    queues = [sorted(rs, key=key) if key else rs for rs in by_passage.values()]
+    queues = [sorted(rs, key=key) if key else rs for rs in _by_passage(rows).values()]
     chosen: list[dict] = []
     for rank in range(max(map(len, queues), default=0)):
         chosen += [q[rank] for q in queues if rank < len(q)][: n - len(chosen)]
@@ -287,17 +293,15 @@ def run_study(cfg: GeneratedDataConfig) -> dict:
             "exact_match": sum(r["exact_match"] for r in runs) / len(runs),
             "f1": sum(f1s) / len(f1s), "f1_min": min(f1s), "f1_max": max(f1s),
         }  # fmt: skip
-    human_by = {}
-    for r in human:
-        human_by.setdefault(r["context"], []).append(
-            {"question": r["question"], "answer": r["answers"]["text"][0]}
-        )
+
+    def pairs(rows):
+        return {
+            passage: [{"question": r["question"], "answer": r["answers"]["text"][0]} for r in rs]
+            for passage, rs in _by_passage(rows).items()
+        }
+
+    human_pairs = pairs(human)
     for name, rows in (("b_generated", generated), ("c_filtered", filtered)):
-        gen_by = {}
-        for r in rows:
-            gen_by.setdefault(r["context"], []).append(
-                {"question": r["question"], "answer": r["answers"]["text"][0]}
-            )
-        results[f"qa_aligned_{name}"] = qa_aligned_f1(gen_by, human_by)
+        results[f"qa_aligned_{name}"] = qa_aligned_f1(pairs(rows), human_pairs)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     return results
