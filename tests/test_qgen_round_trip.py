@@ -37,22 +37,35 @@ def test_packed_scores_equal_unpacked_ones():
         assert score == pytest.approx(_unpacked_score(model, tok, answer, question), abs=1e-4)
 
 
-def test_filter_keeps_pairs_whose_question_picks_their_answer(monkeypatch):
-    pairs = [
+# rows: a question; columns: the candidate answers, in the order of the pairs. Question 3 reads as
+# asking for the first answer.
+TABLE = {"where?": [-1, -5, -6], "what sat?": [-7, -2, -9], "which city?": [-3, -8, -4]}
+
+
+def _pairs(third_answer: str, third_start: int) -> list[dict]:
+    return [
         {"question": "where?", "answer": "paris", "answer_start": 27},
         {"question": "what sat?", "answer": "the cat", "answer_start": 0},
-        {"question": "which city?", "answer": "the capital of france", "answer_start": 37},
+        {"question": "which city?", "answer": third_answer, "answer_start": third_start},
     ]
-    # rows: a question; columns: the candidate answers. Question 2 reads as asking for "paris".
-    table = {"where?": [-1, -5, -6], "what sat?": [-7, -2, -9], "which city?": [-3, -8, -4]}
+
+
+def _score_by_table(monkeypatch, pairs: list[dict]) -> list[int]:
+    """Make ``rt._score`` read TABLE; returns the list it fills with the targets of each call."""
     answers = [p["answer"] for p in pairs]
     calls = []
 
     def fake(model, tok, source, targets):
         calls.append(len(targets))
-        return [table[q][answers.index(a)] for a, q in targets]
+        return [TABLE[q][answers.index(a)] for a, q in targets]
 
     monkeypatch.setattr(rt, "_score", fake)
+    return calls
+
+
+def test_filter_keeps_pairs_whose_question_picks_their_answer(monkeypatch):
+    pairs = _pairs("the capital of france", 37)
+    calls = _score_by_table(monkeypatch, pairs)
     tok = tiny_wordpiece_tokenizer()
     assert rt.round_trip_answers(None, tok, PASSAGE, pairs) == [0, 1, 0]
     assert calls == [9]  # one window: every (answer, question) target in one forward pass
@@ -76,18 +89,10 @@ def test_a_pair_that_picks_its_own_answer_stays_even_with_an_empty_f1(monkeypatc
 
 
 def test_margins_rank_pairs_by_how_clearly_their_question_picks_their_answer(monkeypatch):
-    pairs = [
-        {"question": "where?", "answer": "paris", "answer_start": 27},
-        {"question": "what sat?", "answer": "the cat", "answer_start": 0},
-        {"question": "which city?", "answer": "paris, the capital", "answer_start": 27},
-    ]
-    table = {"where?": [-1, -5, -6], "what sat?": [-7, -2, -9], "which city?": [-3, -8, -4]}
-    answers = [p["answer"] for p in pairs]
-    monkeypatch.setattr(
-        rt, "_score", lambda m, t, s, targets: [table[q][answers.index(a)] for a, q in targets]
-    )
+    pairs = _pairs("paris, the capital", 27)
+    _score_by_table(monkeypatch, pairs)
     tok = tiny_wordpiece_tokenizer()
-    assert rt.round_trip_scores(None, tok, PASSAGE, pairs) == list(table.values())
+    assert rt.round_trip_scores(None, tok, PASSAGE, pairs) == list(TABLE.values())
     # own score minus the best other answer's: 4 over "the cat", 5 over "paris", -1 under "paris"
     assert rt.round_trip_margins(None, tok, PASSAGE, pairs) == [4, 5, -1]
     assert rt.round_trip_filter(None, tok, PASSAGE, pairs)[1] == 1
