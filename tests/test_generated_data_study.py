@@ -13,6 +13,7 @@ from qgen.testing import tiny_unilm_model, tiny_wordpiece_tokenizer
 from studies.generated_data.study import (
     GeneratedDataConfig,
     _by_margin,
+    _reader_kept,
     qa_aligned_f1,
     round_robin,
     run_study,
@@ -48,6 +49,20 @@ def test_round_robin_takes_every_passage_once_before_any_twice():
     assert [r["q"] for r in round_robin(rows, 4, key=_by_margin)] == [2, 3, 1, 0]
 
 
+def test_reader_round_trip_keeps_agreeing_pairs_then_drops_corpus_duplicates():
+    def row(i, q, a, f1):
+        return {"id": i, "question": q, "answers": {"text": [a]}, "round_trip_f1": f1}
+
+    checked = [row(0, "who?", "eiffel", 1.0), row(1, "when?", "1889", 0.4),
+               row(2, "Who?", "Eiffel", 1.0),  # the same pair as 0 once normalised
+               row(3, "where?", "paris", 0.6)]  # fmt: skip
+    assert [r["id"] for r in _reader_kept(checked, 1.0)] == [0]
+    assert [r["id"] for r in _reader_kept(checked, 0.5)] == [0, 3]
+    # a pair the threshold drops does not block a later agreeing duplicate of it
+    checked = [row(0, "when?", "1889", 0.0), row(1, "when?", "1889", 1.0)]
+    assert [r["id"] for r in _reader_kept(checked, 1.0)] == [1]
+
+
 def _tiny_models(tmp_path):
     """A tiny qag model (``tmp_path/qag``) and a tiny extractive reader (``tmp_path/reader``)."""
     tok = tiny_wordpiece_tokenizer()
@@ -74,10 +89,14 @@ def test_quick_run_of_every_step(tmp_path):
     qag, reader = _tiny_models(tmp_path)
     cfg = GeneratedDataConfig(
         data_dir=str(data), output_dir=str(tmp_path / "out"), model=qag, reader_base=reader,
-        quick=True,
+        quick=True, round_trip_reader=reader, round_trip_f1=0.0,
     )  # fmt: skip
     results = run_study(cfg)
-    assert {"a_human", "b_generated", "c_filtered", "c_ranked", "b_random"} <= set(results)
+    sets = {"a_human", "b_generated", "c_filtered", "c_ranked", "b_random", "c_reader"}
+    assert sets <= set(results)
+    checked = [json.loads(line) for line in open(tmp_path / "out" / "reader_round_trip.jsonl")]
+    assert checked and all(0 <= row["round_trip_f1"] <= 1 for row in checked)
+    assert results["c_reader"]["train_pairs"] == results["pairs_per_set"]
     filtered = [json.loads(line) for line in open(tmp_path / "out" / "filtered.jsonl")]
     assert all("round_trip_margin" in row for row in filtered)
     train_c = [json.loads(line) for line in open(tmp_path / "out" / "train-c_filtered.jsonl")]
@@ -93,6 +112,9 @@ def test_quick_run_of_every_step(tmp_path):
     assert again["c_filtered_by_seed"][0] == results["c_filtered_by_seed"][0]
     cfg.sets = "b_generated,nope"
     with pytest.raises(ValueError, match="nope"):
+        run_study(cfg)
+    cfg.sets, cfg.round_trip_f1 = "b_generated", 1.01  # no answer agrees that well
+    with pytest.raises(ValueError, match="lower --round_trip_f1"):
         run_study(cfg)
     with pytest.raises(FileNotFoundError, match="--data_dir"):
         GeneratedDataConfig(data_dir=str(tmp_path / "nope")).files()

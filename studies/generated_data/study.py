@@ -13,6 +13,11 @@ passages with a qgen model, then train the same extractive reader, same recipe a
   chooses as well as drops;
 * (b_random) as a control, as many generated pairs drawn at random (seeded; the (b) of the first
   study): fewer passages, some several times;
+* (c_reader), with ``--round_trip_reader DIR``: the round trip of Alberti et al. (2019) with a
+  second model: duplicates dropped, then an extractive reader (e.g. one trained on SQuAD with
+  ``scripts/train_reader.py``) answers each question, and the pair is kept when its answer has
+  token F1 >= ``--round_trip_f1`` against the reader's (what ``qgen generate --round_trip
+  --round_trip_reader DIR`` keeps); taken round robin in the same way;
 
 and score each reader on the human dev questions (SQuAD exact match / F1). Also the QA-aligned F1
 of the generated pairs against the human pairs of the same passages (lmqg's definition, with
@@ -67,6 +72,13 @@ class GeneratedDataConfig:
     )
     sets: str = field(
         default="", metadata={"help": "Comma-separated sets to train readers on (default: all)."}
+    )
+    round_trip_reader: str | None = field(
+        default=None,
+        metadata={"help": "An extractive QA model directory: adds the set c_reader (its round trip)."},
+    )
+    round_trip_f1: float = field(
+        default=1.0, metadata={"help": "c_reader: token F1 the reader's answer needs (default 1)."}
     )
     quick: bool = field(default=False, metadata={"help": "A smoke run: tiny sizes."})
 
@@ -190,6 +202,44 @@ def _filtered(cfg: GeneratedDataConfig, generated: list[dict], out: Path) -> lis
     return kept_rows
 
 
+def _reader_checked(cfg: GeneratedDataConfig, generated: list[dict], out: Path) -> list[dict]:
+    """Every pair that survives its passage's duplicate filter, with the token F1 of the answer
+    that ``cfg.round_trip_reader`` gives its question (``round_trip_f1``; cached in a file: the
+    threshold is applied by `_reader_kept`)."""
+    path = out / "reader_round_trip.jsonl"
+    if path.exists():
+        return _read_jsonl(str(path))
+    from qgen.filters import filter_passage_pairs, token_f1
+    from qgen.reader import ExtractiveReader
+
+    rows = []
+    for passage_rows in _by_passage(generated).values():
+        pairs = [{"question": r["question"], "answer": r["answers"]["text"][0],
+                  "answer_start": r["answers"]["answer_start"][0], "score": r["score"], "row": r}
+                 for r in passage_rows]  # fmt: skip
+        pairs, _ = filter_passage_pairs(pairs)
+        rows += [p["row"] for p in pairs]
+    reader = ExtractiveReader(cfg.round_trip_reader, _device(cfg))
+    answers = reader.answer([r["context"] for r in rows], [r["question"] for r in rows], 64)
+    checked = [{**r, "round_trip_answer": a["answer"],
+                "round_trip_f1": token_f1(a["answer"], r["answers"]["text"][0])}
+               for r, a in zip(rows, answers)]  # fmt: skip
+    _write_jsonl(checked, str(path))
+    return checked
+
+
+def _reader_kept(checked: list[dict], min_f1: float) -> list[dict]:
+    """(c_reader): the checked pairs whose reader answer agrees (``round_trip_f1 >= min_f1``),
+    then exact duplicates across the corpus dropped, as ``qgen generate`` does."""
+    from qgen.filters import CorpusDedup
+
+    dedup = CorpusDedup()
+    return [
+        r for r in checked
+        if r["round_trip_f1"] >= min_f1 and dedup.add(r["question"], r["answers"]["text"][0])
+    ]  # fmt: skip
+
+
 def _train_and_score(cfg, name: str, rows: list[dict], dev: str, out: Path, seed: int) -> dict:
     result_path = out / f"reader-{name}-seed{seed}.json"
     if result_path.exists():
@@ -272,6 +322,15 @@ def run_study(cfg: GeneratedDataConfig) -> dict:
         "c_ranked": round_robin(filtered, n, key=_by_margin),
         "b_random": rng.sample(generated, n),
     }
+    if cfg.round_trip_reader:
+        kept = _reader_kept(_reader_checked(cfg, generated, out), cfg.round_trip_f1)
+        results["reader_filtered_pairs"] = len(kept)
+        if len(kept) < n:
+            raise ValueError(
+                f"the round trip with {cfg.round_trip_reader} kept {len(kept)} pairs, fewer than "
+                f"the {n} each set needs: lower --round_trip_f1 (now {cfg.round_trip_f1})"
+            )
+        sets["c_reader"] = round_robin(kept, n)
     if cfg.sets:
         unknown = set(cfg.sets.split(",")) - set(sets)
         if unknown:
