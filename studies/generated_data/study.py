@@ -75,7 +75,7 @@ class GeneratedDataConfig:
     )
     round_trip_reader: str | None = field(
         default=None,
-        metadata={"help": "An extractive QA model directory: adds the set c_reader (its round trip)."},
+        metadata={"help": "An extractive QA model directory: adds the set c_reader."},
     )
     round_trip_f1: float = field(
         default=1.0, metadata={"help": "c_reader: token F1 the reader's answer needs (default 1)."}
