@@ -75,7 +75,7 @@ class GeneratedDataConfig:
     )
     round_trip_reader: str | None = field(
         default=None,
-        metadata={"help": "An extractive QA model directory: adds the set c_reader."},
+        metadata={"help": "An extractive QA model directory or shipped name: adds c_reader."},
     )
     round_trip_f1: float = field(
         default=1.0, metadata={"help": "c_reader: token F1 the reader's answer needs (default 1)."}
@@ -219,7 +219,12 @@ def _reader_checked(cfg: GeneratedDataConfig, generated: list[dict], out: Path) 
                  for r in passage_rows]  # fmt: skip
         pairs, _ = filter_passage_pairs(pairs)
         rows += [p["row"] for p in pairs]
-    reader = ExtractiveReader(cfg.round_trip_reader, _device(cfg))
+    from qgen.pretrained import MODELS_DIR
+
+    reader_dir = cfg.round_trip_reader  # a directory, or a shipped reader's name
+    if not os.path.isdir(reader_dir) and (MODELS_DIR / reader_dir).is_dir():
+        reader_dir = str(MODELS_DIR / reader_dir)
+    reader = ExtractiveReader(reader_dir, _device(cfg))
     answers = reader.answer([r["context"] for r in rows], [r["question"] for r in rows], 64)
     checked = [{**r, "round_trip_answer": a["answer"],
                 "round_trip_f1": token_f1(a["answer"], r["answers"]["text"][0])}
