@@ -7,6 +7,11 @@ settings (``qa_generation_config.json``) and a model card (``README.md``). `QAGe
 ``qgen generate`` / ``qgen evaluate`` without ``--model`` and ``transformers.pipeline("qa-generation")``
 without a model use it.
 
+``qgen/models/en-reader-minilm-l6/`` holds an extractive reader (all-MiniLM-L6-v2 fine-tuned as a
+``BertForQuestionAnswering`` on the same SQuAD train split, with its model card): ``qgen generate
+--round_trip`` with the shipped model asks it each generated question and keeps the pairs whose
+answer it finds (`default_reader_path`).
+
 `check_model_dir` runs before any weights are read: a directory without ``config.json``, a model
 that is not a qgen model, and a missing, truncated or placeholder (Git LFS pointer) weights file each
 get an error that names the file and says what to do.
@@ -21,15 +26,18 @@ from pathlib import Path
 
 __all__ = [
     "DEFAULT_MODEL",
+    "DEFAULT_READER",
     "QGenModelError",
     "check_model_dir",
     "default_model_path",
+    "default_reader_path",
     "export_model",
     "load_model",
     "quantize_int8",
 ]
 
 DEFAULT_MODEL = "en-qag-minilm-l6"
+DEFAULT_READER = "en-reader-minilm-l6"
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 _TOKENIZER = ("tokenizer.json", "vocab.txt", "sentencepiece.bpe.model", "spiece.model")
@@ -63,12 +71,13 @@ def _check_safetensors(path: Path) -> None:
         )
 
 
-def check_model_dir(path: str | os.PathLike, hint: str = "") -> None:
+def check_model_dir(path: str | os.PathLike, hint: str = "", reader: bool = False) -> None:
     """Check that ``path`` is a complete qgen model directory before loading it.
 
     Args:
         path: the directory.
         hint: appended to the error message (what to do).
+        reader: check an extractive reader (any ``AutoModelForQuestionAnswering``) instead.
 
     Raises:
         QGenModelError: naming the file and the problem.
@@ -86,7 +95,14 @@ def check_model_dir(path: str | os.PathLike, hint: str = "") -> None:
         raise QGenModelError(f"{config}: cannot read model config ({err}).{suffix}") from None
     from .modeling import UniLMConfig
 
-    if model_type != UniLMConfig.model_type:
+    if reader:
+        architectures = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
+        if not any(a.endswith("ForQuestionAnswering") for a in architectures):
+            raise QGenModelError(
+                f"{config}: field 'architectures' is {architectures}: not an extractive QA "
+                "model (*ForQuestionAnswering; train one with scripts/train_reader.py)"
+            )
+    elif model_type != UniLMConfig.model_type:
         raise QGenModelError(
             f"{config}: field 'model_type' is {model_type!r}, not {UniLMConfig.model_type!r}: not "
             "a qgen model (fine-tune a BERT checkpoint with scripts/train_qag.py first)"
@@ -113,6 +129,21 @@ def default_model_path() -> str:
         "--force-reinstall qgen-toolkit, or a fresh clone of the repository), or pass a "
         "model directory explicitly (--model DIR / from_pretrained(DIR)).",
     )
+    return str(path)
+
+
+def default_reader_path() -> str:
+    """The directory of the shipped English extractive reader, checked.
+
+    Raises:
+        QGenModelError: the reader is missing or damaged (e.g. a checkout without it).
+    """
+    path = MODELS_DIR / DEFAULT_READER
+    check_model_dir(
+        path, reader=True,
+        hint="The shipped reader is missing or damaged: reinstall qgen-toolkit, or pass "
+        "--round_trip_reader DIR (or qag: the generating model checks its own pairs).",
+    )  # fmt: skip
     return str(path)
 
 

@@ -5,9 +5,11 @@ import json
 import datasets
 import pytest
 import torch
-from transformers import BertConfig, BertModel
+from transformers import BertConfig, BertForQuestionAnswering, BertModel
 
+import qgen.pretrained
 from qgen.cli import build_parser, main
+from qgen.cli.options import CLIError
 from qgen.corpus import iter_passages
 from qgen.generation import QAGenerator
 from qgen.testing import tiny_unilm_model, tiny_wordpiece_tokenizer
@@ -490,3 +492,51 @@ def test_both_commands_build_settings_the_same_way(model_dir, command):
     assert settings["constrain_answers"] is False and settings["answer_candidates"] == 1.5
     assert settings["num_pairs"] == 2 and settings["question_config"].num_beams == 1
     assert settings["max_source_length"] == 100 and settings["window_stride"] == 25
+
+
+def test_round_trip_reader_resolution(model_dir, tmp_path, monkeypatch):
+    from qgen.cli.generate import QAG_READER, resolve_round_trip_reader
+    from qgen.pretrained import DEFAULT_READER
+
+    shipped = tmp_path / "models"
+    monkeypatch.setattr(qgen.pretrained, "MODELS_DIR", shipped)
+    reader = shipped / DEFAULT_READER
+    tok = tiny_wordpiece_tokenizer()
+    BertForQuestionAnswering(
+        BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1,
+                   num_attention_heads=4, intermediate_size=37)
+    ).save_pretrained(reader)  # fmt: skip
+    tok.save_pretrained(reader)
+    # the shipped model reads with the shipped reader; another model checks its own pairs
+    assert resolve_round_trip_reader(None, None) == str(reader)
+    assert resolve_round_trip_reader(None, str(model_dir)) == QAG_READER
+    assert resolve_round_trip_reader("qag", None) == QAG_READER
+    assert resolve_round_trip_reader(DEFAULT_READER, str(model_dir)) == str(reader)  # by name
+    assert resolve_round_trip_reader(str(reader), None) == str(reader)
+    with pytest.raises(CLIError, match="--round_trip_reader: .*nope: no such model directory"):
+        resolve_round_trip_reader(str(tmp_path / "nope"), None)
+    with pytest.raises(CLIError, match="not an extractive QA model"):
+        resolve_round_trip_reader(str(model_dir), None)
+
+
+@pytest.mark.slow
+def test_round_trip_of_the_shipped_model_asks_the_shipped_reader(tmp_path, capsys):
+    """No --model, no --round_trip_reader: the real shipped model's pairs, each kept only where
+    the real shipped reader finds its answer (token F1 1 by default)."""
+    from qgen.pretrained import DEFAULT_READER
+
+    inp = tmp_path / "p.txt"
+    inp.write_text(
+        "The Eiffel Tower is in Paris. It was built in 1889 by Gustave Eiffel for the World "
+        "Fair.\nApollo 11 landed on the Moon on 20 July 1969. Neil Armstrong stepped out first.\n"
+    )
+    out = tmp_path / "qa.jsonl"
+    code, stdout, err = _run(
+        capsys, "generate", "--input", inp, "--output", out, "--quiet", "--round_trip"
+    )
+    assert code == 0, err
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["round_trip_reader"].endswith(DEFAULT_READER)
+    records = [json.loads(x) for x in out.read_text().splitlines()]
+    assert records and all(r["round_trip_f1"] == 1.0 for r in records)
+    assert summary["pairs"] == len(records)

@@ -220,3 +220,47 @@ def test_int8_model_quantizes_linear_layers_and_keeps_the_original(model_dir):
     assert torch.allclose(a, b, atol=0.2) and not torch.equal(a, b)
     loaded, _ = load_model(model_dir, "cpu", int8=True)
     assert type(loaded.bert.encoder.layer[0].attention.self.query) is not torch.nn.Linear
+
+
+@pytest.mark.slow
+def test_the_shipped_reader_answers_questions():
+    """The real extractive reader inside the package (the default of ``qgen generate
+    --round_trip``): it loads with its card and finds the answers of plain questions."""
+    from qgen.pretrained import DEFAULT_READER, MODELS_DIR, default_reader_path
+    from qgen.reader import ExtractiveReader
+
+    path = default_reader_path()
+    assert (MODELS_DIR / DEFAULT_READER / "README.md").is_file()
+    reader = ExtractiveReader(path, "cpu")
+    passage = (
+        "The Eiffel Tower is in Paris. It was built in 1889 by Gustave Eiffel for the World Fair."
+    )
+    questions = ["When was the Eiffel Tower built?", "Who built the Eiffel Tower?",
+                 "In which city is the Eiffel Tower?"]  # fmt: skip
+    answers = [a["answer"] for a in reader.answer([passage] * 3, questions)]
+    assert answers == ["1889", "Gustave Eiffel", "Paris"]
+
+
+def test_reader_directories_are_checked(model_dir, tmp_path, monkeypatch):
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    from qgen.pretrained import default_reader_path
+
+    reader, tok = tmp_path / "reader", tiny_wordpiece_tokenizer()
+    BertForQuestionAnswering(
+        BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                   intermediate_size=37)
+    ).save_pretrained(reader)  # fmt: skip
+    tok.save_pretrained(reader)
+    check_model_dir(reader, reader=True)
+    with pytest.raises(QGenModelError, match="not an extractive QA model"):
+        check_model_dir(model_dir, reader=True)  # a qgen model is no reader
+    with pytest.raises(QGenModelError, match="not a qgen model"):
+        check_model_dir(reader)
+    weights = reader / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10])
+    with pytest.raises(QGenModelError, match="truncated"):
+        check_model_dir(reader, reader=True)
+    monkeypatch.setattr(qgen.pretrained, "MODELS_DIR", tmp_path / "models")
+    with pytest.raises(QGenModelError, match="shipped reader is missing.*--round_trip_reader"):
+        default_reader_path()

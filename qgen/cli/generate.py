@@ -13,6 +13,7 @@ from collections import Counter
 
 from ..corpus import Passage, count_passages, iter_passages
 from ..filters import CorpusDedup, filter_passage_pairs, token_f1
+from ..pretrained import DEFAULT_READER
 from .options import (
     CLIError,
     add_answer_candidates_argument,
@@ -78,17 +79,19 @@ def add_arguments(gen: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     gen.add_argument(
         "--round_trip", action="store_true",
-        help="keep a pair only when the model, reading its question, picks its answer among the "
-        "passage's answers (qgen.round_trip; one extra forward pass per pair)",
+        help="keep a pair only when a reader, asked its question, finds its answer (Alberti et "
+        "al. 2019; one extra forward pass per pair; see --round_trip_reader)",
     )  # fmt: skip
     gen.add_argument(
         "--round_trip_reader", default=None,
-        help="with --round_trip: an extractive QA model directory (AutoModelForQuestionAnswering, "
-        "e.g. from scripts/train_reader.py) reads the questions instead of the qag model",
+        help="with --round_trip: who reads the questions: an extractive QA model directory "
+        "(AutoModelForQuestionAnswering, e.g. from scripts/train_reader.py), a shipped reader's "
+        "name, or 'qag' (the generating model picks among the passage's answers, qgen.round_trip; "
+        f"default: the shipped reader {DEFAULT_READER} with the shipped model, else 'qag')",
     )  # fmt: skip
     gen.add_argument(
         "--round_trip_f1", type=float, default=1.0,
-        help="with --round_trip: token F1 the picked answer needs against the pair's (default 1)",
+        help="with --round_trip: token F1 the reader's answer needs against the pair's (default 1)",
     )  # fmt: skip
     add_precision_arguments(gen)
     gen.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
@@ -100,6 +103,7 @@ def add_arguments(gen: argparse.ArgumentParser) -> None:
 
 
 _ROUND_TRIP_FIELDS = ("round_trip_margin", "round_trip_f1")
+QAG_READER = "qag"  # --round_trip_reader qag: the generating model reads its own questions
 
 
 def _records(passage: Passage, pairs: list[dict]) -> list[dict]:
@@ -262,11 +266,10 @@ def run(args: argparse.Namespace) -> dict:
             raise CLIError(f"{args.output}: output directory {parent} does not exist")
     model_dir = resolve_model_dir(args.model)
     check_positive(args, "num_pairs", "batch_size", "block_size", "max_source_length")
-    if args.round_trip_reader is not None:
-        if not args.round_trip:
-            raise CLIError("--round_trip_reader needs --round_trip")
-        if not os.path.isfile(os.path.join(args.round_trip_reader, "config.json")):
-            raise CLIError(f"{args.round_trip_reader}: not a model directory (no config.json)")
+    if args.round_trip_reader is not None and not args.round_trip:
+        raise CLIError("--round_trip_reader needs --round_trip")
+    if args.round_trip:
+        args.round_trip_reader = resolve_round_trip_reader(args.round_trip_reader, args.model)
     check_precision(args)
     check_answer_candidates(args)
     if not 0.0 <= args.round_trip_f1 <= 1.0:
@@ -314,6 +317,7 @@ def run(args: argparse.Namespace) -> dict:
         "processes": world,
         "rank": rank,
         "model": model_dir,
+        "round_trip_reader": args.round_trip_reader if args.round_trip else None,
         "output": args.output,
     }
 
@@ -399,8 +403,9 @@ def _round_trip(generator, passage: str, pairs: list[dict], args, filtered: Coun
     to rank by): ``round_trip_f1`` of an extractive reader's answer, or the qag model's
     ``round_trip_margin`` (`qgen.round_trip.round_trip_margins`; ``None`` where no other answer
     was there to tell it from)."""
-    if args.round_trip_reader is not None:
-        answers = _reader(args.round_trip_reader).answer(
+    if args.round_trip_reader != QAG_READER:
+        device = str(next(generator.model.parameters()).device)  # the generator's, per process
+        answers = _reader(args.round_trip_reader, device).answer(
             [passage] * len(pairs), [p["question"] for p in pairs]
         )
         checked = [
@@ -422,11 +427,38 @@ def _round_trip(generator, passage: str, pairs: list[dict], args, filtered: Coun
     return kept
 
 
+def resolve_round_trip_reader(name: str | None, model: str | None) -> str:
+    """Who reads the questions of ``--round_trip``: a checked reader directory, or ``"qag"``.
+
+    Args:
+        name: ``--round_trip_reader``: a directory, a shipped reader's name, ``"qag"`` or None
+            (the shipped reader when ``model`` is None, i.e. the shipped English model; else
+            ``"qag"``: a reader of another language or domain would not fit).
+        model: ``--model``.
+
+    Raises:
+        CLIError: not a complete extractive QA model directory, naming the file.
+    """
+    from ..pretrained import MODELS_DIR, QGenModelError, check_model_dir, default_reader_path
+
+    try:
+        if name is None:
+            return default_reader_path() if model is None else QAG_READER
+        if name == QAG_READER:
+            return name
+        shipped = MODELS_DIR / name
+        path = str(shipped) if not os.path.exists(name) and shipped.is_dir() else name
+        check_model_dir(path, reader=True)
+    except QGenModelError as err:
+        raise CLIError(f"--round_trip_reader: {err}") from None
+    return path
+
+
 @functools.lru_cache(maxsize=1)
-def _reader(path: str):
+def _reader(path: str, device: str):
     from ..reader import ExtractiveReader
 
-    return ExtractiveReader(path)
+    return ExtractiveReader(path, device)
 
 
 def _filter(pairs: list[dict], args, filtered: Counter) -> list[dict]:
