@@ -72,7 +72,8 @@ def _check_safetensors(path: Path) -> None:
 
 
 def check_model_dir(path: str | os.PathLike, hint: str = "", reader: bool = False) -> None:
-    """Check that ``path`` is a complete qgen model directory before loading it.
+    """Check that ``path`` is a complete qgen model (or extractive reader) directory before
+    loading it.
 
     Args:
         path: the directory.
@@ -90,13 +91,13 @@ def check_model_dir(path: str | os.PathLike, hint: str = "", reader: bool = Fals
     if not config.is_file():
         raise QGenModelError(f"{path}: not a model directory (no config.json).{suffix}")
     try:
-        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+        fields = json.loads(config.read_text(encoding="utf-8"))
+        model_type, architectures = fields.get("model_type"), fields.get("architectures") or []
     except (OSError, json.JSONDecodeError, AttributeError) as err:
         raise QGenModelError(f"{config}: cannot read model config ({err}).{suffix}") from None
     from .modeling import UniLMConfig
 
     if reader:
-        architectures = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
         if not any(a.endswith("ForQuestionAnswering") for a in architectures):
             raise QGenModelError(
                 f"{config}: field 'architectures' is {architectures}: not an extractive QA "

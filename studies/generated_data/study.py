@@ -210,6 +210,7 @@ def _reader_checked(cfg: GeneratedDataConfig, generated: list[dict], out: Path) 
     if path.exists():
         return _read_jsonl(str(path))
     from qgen.filters import filter_passage_pairs, token_f1
+    from qgen.pretrained import MODELS_DIR
     from qgen.reader import ExtractiveReader
 
     rows = []
@@ -219,8 +220,6 @@ def _reader_checked(cfg: GeneratedDataConfig, generated: list[dict], out: Path) 
                  for r in passage_rows]  # fmt: skip
         pairs, _ = filter_passage_pairs(pairs)
         rows += [p["row"] for p in pairs]
-    from qgen.pretrained import MODELS_DIR
-
     reader_dir = cfg.round_trip_reader  # a directory, or a shipped reader's name
     if not os.path.isdir(reader_dir) and (MODELS_DIR / reader_dir).is_dir():
         reader_dir = str(MODELS_DIR / reader_dir)
