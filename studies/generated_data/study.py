@@ -174,6 +174,18 @@ def _generate(cfg: GeneratedDataConfig, train_rows: list[dict], out: Path) -> st
     return str(output)
 
 
+def _deduplicated_pairs(generated: list[dict]):
+    """For each passage, its generated rows as ``qgen.filters`` pairs (the row under ``"row"``)
+    after the passage's duplicate filter, as ``qgen generate`` runs it before the round trip."""
+    from qgen.filters import filter_passage_pairs
+
+    for passage, rows in _by_passage(generated).items():
+        pairs = [{"question": r["question"], "answer": r["answers"]["text"][0],
+                  "answer_start": r["answers"]["answer_start"][0], "score": r["score"], "row": r}
+                 for r in rows]  # fmt: skip
+        yield passage, filter_passage_pairs(pairs)[0]
+
+
 def _filtered(cfg: GeneratedDataConfig, generated: list[dict], out: Path) -> list[dict]:
     """(c): duplicates dropped, then the round trip with the qag model (cached in a file); each
     kept row carries its ``round_trip_margin`` (``None`` where no other answer was there to tell
@@ -181,17 +193,13 @@ def _filtered(cfg: GeneratedDataConfig, generated: list[dict], out: Path) -> lis
     path = out / "filtered.jsonl"
     if path.exists():
         return _read_jsonl(str(path))
-    from qgen.filters import CorpusDedup, filter_passage_pairs
+    from qgen.filters import CorpusDedup
     from qgen.pretrained import load_model
     from qgen.round_trip import round_trip_filter
 
     model, tokenizer = load_model(cfg.model, _device(cfg))
     dedup, kept_rows = CorpusDedup(), []
-    for passage, rows in _by_passage(generated).items():
-        pairs = [{"question": r["question"], "answer": r["answers"]["text"][0],
-                  "answer_start": r["answers"]["answer_start"][0], "score": r["score"], "row": r}
-                 for r in rows]  # fmt: skip
-        pairs, _ = filter_passage_pairs(pairs)
+    for passage, pairs in _deduplicated_pairs(generated):
         pairs, _ = round_trip_filter(
             model, tokenizer, passage, pairs, margin_key="round_trip_margin"
         )
@@ -209,17 +217,11 @@ def _reader_checked(cfg: GeneratedDataConfig, generated: list[dict], out: Path) 
     path = out / "reader_round_trip.jsonl"
     if path.exists():
         return _read_jsonl(str(path))
-    from qgen.filters import filter_passage_pairs, token_f1
+    from qgen.filters import token_f1
     from qgen.pretrained import MODELS_DIR
     from qgen.reader import ExtractiveReader
 
-    rows = []
-    for passage_rows in _by_passage(generated).values():
-        pairs = [{"question": r["question"], "answer": r["answers"]["text"][0],
-                  "answer_start": r["answers"]["answer_start"][0], "score": r["score"], "row": r}
-                 for r in passage_rows]  # fmt: skip
-        pairs, _ = filter_passage_pairs(pairs)
-        rows += [p["row"] for p in pairs]
+    rows = [p["row"] for _, pairs in _deduplicated_pairs(generated) for p in pairs]
     reader_dir = cfg.round_trip_reader  # a directory, or a shipped reader's name
     if not os.path.isdir(reader_dir) and (MODELS_DIR / reader_dir).is_dir():
         reader_dir = str(MODELS_DIR / reader_dir)
