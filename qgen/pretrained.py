@@ -34,6 +34,7 @@ __all__ = [
     "export_model",
     "load_model",
     "quantize_int8",
+    "shipped_or_path",
 ]
 
 DEFAULT_MODEL = "en-qag-minilm-l6"
@@ -131,6 +132,14 @@ def default_model_path() -> str:
         "model directory explicitly (--model DIR / from_pretrained(DIR)).",
     )
     return str(path)
+
+
+def shipped_or_path(name: str) -> str:
+    """``name`` when such a path exists, else the shipped model folder of that name
+    (``qgen/models/<name>``) when there is one, else ``name`` unchanged (for the check that
+    follows to name it)."""
+    shipped = MODELS_DIR / name
+    return str(shipped) if not os.path.exists(name) and shipped.is_dir() else name
 
 
 def default_reader_path() -> str:

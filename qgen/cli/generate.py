@@ -439,15 +439,14 @@ def resolve_round_trip_reader(name: str | None, model: str | None) -> str:
     Raises:
         CLIError: not a complete extractive QA model directory, naming the file.
     """
-    from ..pretrained import MODELS_DIR, QGenModelError, check_model_dir, default_reader_path
+    from ..pretrained import QGenModelError, check_model_dir, default_reader_path, shipped_or_path
 
     try:
         if name is None:
             return default_reader_path() if model is None else QAG_READER
         if name == QAG_READER:
             return name
-        shipped = MODELS_DIR / name
-        path = str(shipped) if not os.path.exists(name) and shipped.is_dir() else name
+        path = shipped_or_path(name)
         check_model_dir(path, reader=True)
     except QGenModelError as err:
         raise CLIError(f"--round_trip_reader: {err}") from None

@@ -218,14 +218,12 @@ def _reader_checked(cfg: GeneratedDataConfig, generated: list[dict], out: Path) 
     if path.exists():
         return _read_jsonl(str(path))
     from qgen.filters import token_f1
-    from qgen.pretrained import MODELS_DIR
+    from qgen.pretrained import shipped_or_path
     from qgen.reader import ExtractiveReader
 
     rows = [p["row"] for _, pairs in _deduplicated_pairs(generated) for p in pairs]
-    reader_dir = cfg.round_trip_reader  # a directory, or a shipped reader's name
-    if not os.path.isdir(reader_dir) and (MODELS_DIR / reader_dir).is_dir():
-        reader_dir = str(MODELS_DIR / reader_dir)
-    reader = ExtractiveReader(reader_dir, _device(cfg))
+    # a directory, or a shipped reader's name
+    reader = ExtractiveReader(shipped_or_path(cfg.round_trip_reader), _device(cfg))
     answers = reader.answer([r["context"] for r in rows], [r["question"] for r in rows], 64)
     checked = [{**r, "round_trip_answer": a["answer"],
                 "round_trip_f1": token_f1(a["answer"], r["answers"]["text"][0])}
