@@ -53,6 +53,17 @@ class ModelArguments:
     tokenizer_name: str | None = field(
         default=None, metadata={"help": "Tokenizer directory; defaults to model_name_or_path."}
     )
+    num_hidden_layers: int | None = field(
+        default=None,
+        metadata={
+            "help": "Keep only the first N encoder layers of the backbone (about N/L of the "
+            "training and generation time of an L-layer backbone); default: all of them."
+        },
+    )
+
+    def __post_init__(self):
+        if self.num_hidden_layers is not None and self.num_hidden_layers < 1:
+            raise ValueError(f"num_hidden_layers={self.num_hidden_layers} must be >= 1")
 
 
 @dataclass
@@ -230,7 +241,11 @@ def train(
     tokenizer = AutoTokenizer.from_pretrained(
         model_args.tokenizer_name or model_args.model_name_or_path
     )
-    model = UniLMForQAGeneration.from_pretrained(model_args.model_name_or_path)
+    overrides = {}
+    if model_args.num_hidden_layers is not None:
+        overrides["num_hidden_layers"] = model_args.num_hidden_layers
+    # the layers past num_hidden_layers are not loaded (transformers names them unexpected)
+    model = UniLMForQAGeneration.from_pretrained(model_args.model_name_or_path, **overrides)
     model.config.qgen_task = data_args.task  # saved: the generator then knows where answers go
 
     raw_train = load_training_data(data_args.train_file)

@@ -88,7 +88,7 @@ def test_one_target_packed_mask_is_the_unilm_mask():
 def test_packing_groups_targets_and_keeps_every_example(kind, task):
     tok = TOKENIZERS[kind]()
     ds = _dataset(kind)
-    plain = build_features(ds, tok, task, max_length=128)
+    plain = build_features(ds, tok, task, max_length=128, shared_windows=True)
     packed = build_features(ds, tok, task, max_length=128, pack=True)
     assert len(packed) < len(plain)
     # unpacking each row gives back exactly the unpacked features
@@ -99,6 +99,58 @@ def test_packing_groups_targets_and_keeps_every_example(kind, task):
             target = [t for t, s in zip(ids, seg) if s == k]
             unpacked.append(ids[:source_len] + target)
     assert sorted(unpacked) == sorted(plain["input_ids"])
+
+
+def _words_tokenizer():
+    from qgen.testing import _bert_tokenizer
+
+    return _bert_tokenizer([f"w{i}" for i in range(60)] + ["what", "is", "?"])
+
+
+def _long_passage_rows(n_questions=6):
+    words = [f"w{i}" for i in range(60)]
+    context = " ".join(words)
+    rows = []
+    for k in range(n_questions):
+        answer = words[10 * k]
+        rows.append({
+            "id": str(k), "title": "", "context": context, "question": f"what is {answer} ?",
+            "answers": {"text": [answer], "answer_start": [context.index(answer + " ")]},
+        })  # fmt: skip
+    return datasets.Dataset.from_list(rows)
+
+
+def test_shared_windows_let_a_long_passage_pack():
+    """A passage longer than the window budget: centring a window on each answer gives every
+    question its own source (no packing); the fixed grid gives a few shared windows, each holding
+    its answers, and packing then puts several questions after one source."""
+    tok = _words_tokenizer()
+    ds = _long_passage_rows()
+    own = build_features(ds, tok, "qag", max_length=40, max_answer_length=4,
+                         max_question_length=8, pack=True, shared_windows=False)  # fmt: skip
+    shared = build_features(ds, tok, "qag", max_length=40, max_answer_length=4,
+                            max_question_length=8, pack=True)  # fmt: skip
+    assert len(own) == len(ds)  # one row per question
+    assert len(shared) < len(own)
+    assert sum(max(s) for s in shared["target_segment_ids"]) == len(ds)  # no question lost
+    for ids, seg in zip(shared["input_ids"], shared["target_segment_ids"]):
+        assert len(ids) <= 40
+        source = ids[: seg.index(1)]
+        for k in range(1, max(seg) + 1):
+            answer = [t for t, s in zip(ids, seg) if s == k][0]  # one-token answers here
+            assert answer in source[1:-1]  # the answer lies in the window it is packed after
+
+
+def test_grid_window_holds_the_answer_farthest_from_the_edges():
+    from qgen.data import _grid_window
+
+    assert _grid_window(10, 20, 3, 4) == (0, 10)  # fits: the whole passage
+    # grid of 8-wide windows with step 6 over 20 positions: starts 0, 6, 12
+    assert _grid_window(20, 8, 7, 8) == (6, 14)
+    assert _grid_window(20, 8, 1, 2) == (0, 8)
+    assert _grid_window(20, 8, 18, 19) == (12, 20)
+    start, end = _grid_window(20, 8, 5, 13)  # wider than any grid window's hold: centred
+    assert end - start == 8
 
 
 def test_packed_rows_respect_max_length():
@@ -123,7 +175,7 @@ def _loss_and_grads(model, batch, num_items):
 def test_packed_loss_and_gradients_equal_unpacked(kind):
     tok = TOKENIZERS[kind]()
     ds = _dataset(kind)
-    plain = build_features(ds, tok, "qag", max_length=128)
+    plain = build_features(ds, tok, "qag", max_length=128, shared_windows=True)
     packed = build_features(ds, tok, "qag", max_length=128, pack=True)
     collate = UniLMCollator(tok)
     plain_batch = collate([plain[i] for i in range(len(plain))])
