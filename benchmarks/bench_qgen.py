@@ -33,8 +33,8 @@ import time
 import torch
 
 from decoding import DecodingConfig, decode
-from qgen.fast_decoding import UniLMStepModel
-from qgen.modeling import UniLMConfig, UniLMForQAGeneration
+from qgen.modeling.step import UniLMStepModel
+from qgen.modeling.unilm import UniLMConfig, UniLMForQAGeneration
 
 MINILM_SHAPE = dict(
     vocab_size=30522,
@@ -187,9 +187,9 @@ def bench_qa_generation(
     windows are batched by length; under bf16 autocast where the CPU computes bf16 natively;
     with dynamic int8 linear layers on CPUs; with greedy instead of beam questions), on the
     same passages, in one run."""
-    from qgen.generation import QAGenerator
-    from qgen.presets import default_question_config
-    from qgen.training import cpu_has_native_bf16
+    from qgen.generation.generator import QAGenerator
+    from qgen.generation.presets import default_question_config
+    from qgen.training.trainer import cpu_has_native_bf16
 
     bf16 = torch.bfloat16 if cpu_has_native_bf16() or torch.cuda.is_available() else None
     greedy = default_question_config(strategy="greedy", num_beams=1)
@@ -202,7 +202,7 @@ def bench_qa_generation(
                                            question_config=greedy), block * batch_size),
     }  # fmt: skip
     if not torch.cuda.is_available():  # dynamic int8 linear layers (CPU only)
-        from qgen.pretrained import quantize_int8
+        from qgen.modeling.pretrained import quantize_int8
 
         int8 = quantize_int8(model)
         paths["blocks_int8"] = (QAGenerator(int8, tokenizer, seed=0), block * batch_size)
@@ -272,9 +272,10 @@ def _time_training(model, collate, batches, bf16: bool) -> float:
 def bench_train_throughput(squad_file: str, paragraphs: int, question_batch: int) -> None:
     import datasets
 
-    from qgen.data import UniLMCollator, build_features
-    from qgen.squad import load_squad
-    from qgen.training import cpu_has_native_bf16
+    from qgen.io.squad import load_squad
+    from qgen.modeling.inputs import UniLMCollator
+    from qgen.training.features import build_features
+    from qgen.training.trainer import cpu_has_native_bf16
 
     tokenizer = _minilm_tokenizer()
     rows = load_squad(squad_file)
@@ -399,7 +400,7 @@ def main(argv: list[str] | None = None) -> None:
         bench_train_step(model, args.train_batch, args.passage_len, args.target_len, args.repeats)
     if "qa_generation" in cases:
         if args.model:
-            from qgen.pretrained import load_model
+            from qgen.modeling.pretrained import load_model
 
             path = None if args.model == "shipped" else args.model
             gen_model, tokenizer = load_model(path, "cpu")

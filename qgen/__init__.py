@@ -7,15 +7,15 @@ classes (model type ``"qgen-unilm"``) and the ``"qa-generation"`` pipeline task.
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .data import TASKS, UniLMCollator, build_features, split_passage
-from .fast_decoding import UniLMStepModel
-from .generation import QAGenerator
-from .generation_config import QAGenerationConfig
-from .modeling import UniLMConfig, UniLMForQAGeneration, UniLMOutput
-from .pipeline import TASK, QAGenerationPipeline, ShippedModelDefault
-from .presets import PRESETS
-from .pretrained import QGenModelError, default_model_path
-from .squad import QGenDataError, load_squad
+from qgen.generation.config import QAGenerationConfig
+from qgen.generation.generator import QAGenerator
+from qgen.generation.pipeline import TASK, QAGenerationPipeline, ShippedModelDefault
+from qgen.generation.presets import PRESETS
+from qgen.io.squad import QGenDataError, load_squad
+from qgen.modeling.inputs import TASKS, UniLMCollator, split_passage
+from qgen.modeling.pretrained import QGenModelError, default_model_path
+from qgen.modeling.step import UniLMStepModel
+from qgen.modeling.unilm import UniLMConfig, UniLMForQAGeneration, UniLMOutput
 
 __all__ = [
     "PRESETS",
@@ -35,6 +35,16 @@ __all__ = [
     "load_squad",
     "split_passage",
 ]
+
+
+def __getattr__(name: str):
+    # the training side loads on demand: `import qgen` (and every inference module) stays free
+    # of it, and `qgen.build_features` still works
+    if name == "build_features":
+        from qgen.training.features import build_features
+
+        return build_features
+    raise AttributeError(f"module 'qgen' has no attribute {name!r}")
 
 
 def _register() -> None:

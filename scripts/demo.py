@@ -20,10 +20,10 @@ from importlib.resources import files
 import torch
 from transformers import AutoTokenizer, set_seed
 
-from qgen.generation import QAGenerator
-from qgen.modeling import UniLMForQAGeneration
-from qgen.presets import default_answer_config, default_question_config
-from qgen.training import DataArguments, ModelArguments, QGTrainingArguments, train
+from qgen.generation.generator import QAGenerator
+from qgen.generation.presets import default_answer_config, default_question_config
+from qgen.modeling.unilm import UniLMForQAGeneration
+from qgen.training.trainer import DataArguments, ModelArguments, QGTrainingArguments, train
 
 
 def _resource(name: str) -> str:

@@ -8,8 +8,8 @@ decoding settings), as the shipped model was made:
 import argparse
 import json
 
-from qgen.generation_config import QAGenerationConfig
-from qgen.pretrained import export_model
+from qgen.generation.config import QAGenerationConfig
+from qgen.training.export import export_model
 
 
 def main(argv: list[str] | None = None) -> str:

@@ -10,7 +10,7 @@ options when the `regularizers` package provides them. Smoke run: --max_steps 2 
 
 from transformers import HfArgumentParser, set_seed
 
-from qgen.training import DataArguments, ModelArguments, QGTrainingArguments, train
+from qgen.training.trainer import DataArguments, ModelArguments, QGTrainingArguments, train
 
 
 def main(argv: list[str] | None = None) -> dict:

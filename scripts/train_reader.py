@@ -2,14 +2,14 @@
 
     python scripts/train_reader.py --model_name_or_path DIR --train_file qa.jsonl --output_dir runs/reader \
         --num_train_epochs 2 --per_device_train_batch_size 16 --learning_rate 1e-4
-    python -c "from qgen.reader import evaluate_reader; print(evaluate_reader('runs/reader', 'dev.json'))"
+    python -c "from qgen.generation.reader import evaluate_reader; print(evaluate_reader('runs/reader', 'dev.json'))"
 
 Every `TrainingArguments` option works. Smoke run: --max_steps 2 --max_train_samples 8.
 """
 
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
-from qgen.reader_training import ReaderArguments, train_reader
+from qgen.training.reader import ReaderArguments, train_reader
 
 
 def main(argv: list[str] | None = None) -> dict:

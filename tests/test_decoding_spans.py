@@ -3,15 +3,15 @@ every strategy, batched, inside `model.generate`; word boundaries for three voca
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
-
-from decoding import PROCESSORS, DecodingConfig, decode, generate_kwargs
-from decoding.spans import SpanConstraintProcessor, word_boundaries
-from qgen.testing import (
+from qgen_fixtures import (
     tiny_chinese_tokenizer,
     tiny_sentencepiece_tokenizer,
     tiny_wordpiece_tokenizer,
 )
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from decoding import PROCESSORS, DecodingConfig, decode, generate_kwargs
+from decoding.spans import SpanConstraintProcessor, word_boundaries
 
 VOCAB, EOS, PAD = 60, 2, 1
 SOURCES = [[5, 6, 7, 5, 8], [9, 10, 11, 12, 13, 14, 9, 15], [20, 21, 22]]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from qgen_fixtures import tiny_unilm_model, tiny_wordpiece_tokenizer
 from transformers import BertConfig, BertForQuestionAnswering
 
-from qgen.testing import tiny_unilm_model, tiny_wordpiece_tokenizer
 from studies.generated_data.study import (
     GeneratedDataConfig,
     _by_margin,
@@ -82,7 +82,7 @@ def _tiny_models(tmp_path):
 
 @pytest.mark.slow
 def test_quick_run_of_every_step(tmp_path, monkeypatch):
-    import qgen.pretrained
+    import qgen.modeling.pretrained
 
     data = tmp_path / "tydiqa"
     data.mkdir()
@@ -90,7 +90,7 @@ def test_quick_run_of_every_step(tmp_path, monkeypatch):
         shutil.copy(SAMPLE, data / f"english_tydiqa_{split}.json")
     qag, reader = _tiny_models(tmp_path)
     # the round-trip reader by a shipped reader's name (here the tiny one)
-    monkeypatch.setattr(qgen.pretrained, "MODELS_DIR", tmp_path)
+    monkeypatch.setattr(qgen.modeling.pretrained, "MODELS_DIR", tmp_path)
     cfg = GeneratedDataConfig(
         data_dir=str(data), output_dir=str(tmp_path / "out"), model=qag, reader_base=reader,
         quick=True, round_trip_reader="reader", round_trip_f1=0.0,

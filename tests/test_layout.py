@@ -10,9 +10,12 @@ with `ast` (nothing is imported) and its imports are checked against the tables 
   does ``from decoding import registry`` (write ``from decoding.registry import Registry``);
 * ``generative`` and ``qgen`` may import ``decoding`` and ``regularizers``, not each other;
 * no package imports ``studies`` (research code, not installed);
-* qgen's inference modules import neither ``qgen.training`` nor ``regularizers`` nor the HF
-  ``Trainer``, directly (at module level or inside a function) or through the modules they
-  import (importing ``qgen.x`` runs ``qgen/__init__.py`` too).
+* qgen's code lives in sub-packages (``io``, ``modeling``, ``generation``, ``evaluation``,
+  ``training``, ``cli``), each importing only the ones below it (``QGEN_LAYERS``);
+* qgen's inference modules (all but ``qgen.training`` and ``qgen.cli.train``) import neither
+  ``qgen.training`` nor ``regularizers`` nor the HF ``Trainer``, directly (at module level or
+  inside a function) or through the modules they import (importing ``qgen.x`` runs
+  ``qgen/__init__.py`` too).
 
 An import is a dotted name: ``import a.b`` gives ``a.b``; ``from a import b`` gives ``a`` and
 ``a.b``; relative imports are resolved; ``m.attr`` on an imported module ``m`` and
@@ -47,29 +50,20 @@ ALLOWED_BY_PACKAGE = {
     "regularizers": ("decoding.registry",),
 }
 
-# qgen's inference side: generating, evaluating, loading and serving models. An entry is a
-# module, or a package and every module in it (qgen.cli may be either).
-QGEN_INFERENCE = (
-    "qgen.generation",
-    "qgen.pipeline",
-    "qgen.evaluation",
-    "qgen.fast_decoding",
-    "qgen.answer_location",
-    "qgen.presets",
-    "qgen.generation_config",
-    "qgen.pretrained",
-    "qgen.cli",
-    "qgen.corpus",
-    "qgen.filters",
-    "qgen.round_trip",
-    "qgen.reader",
-    "qgen.__main__",  # `python -m qgen`: the command line
-    "qgen.data",
-    "qgen.squad",
-    "qgen.modeling",
-)
-# every other qgen module, so that a new module must be put on one side or the other
-QGEN_NOT_INFERENCE = ("qgen.__init__", "qgen.training", "qgen.reader_training", "qgen.testing")
+# qgen's folders, lowest first: each sub-package may import only the ones listed for it (and
+# itself). Every qgen module lives in one of them, except qgen/__init__.py and qgen/__main__.py.
+QGEN_LAYERS = {
+    "qgen.io": (),
+    "qgen.modeling": ("qgen.io",),
+    "qgen.generation": ("qgen.io", "qgen.modeling"),
+    "qgen.evaluation": ("qgen.io", "qgen.modeling", "qgen.generation"),
+    "qgen.training": ("qgen.io", "qgen.modeling", "qgen.generation"),
+    "qgen.cli": ("qgen.io", "qgen.modeling", "qgen.generation", "qgen.evaluation", "qgen.training"),
+}
+QGEN_TOP_LEVEL = ("qgen/__init__.py", "qgen/__main__.py")
+# the inference side is every qgen module but these: it never imports the training code, the
+# regularizers or the HF Trainer, directly or through what it imports
+QGEN_TRAINING_SIDE = ("qgen.training", "qgen.cli.train")
 INFERENCE_FORBIDDEN = (
     "qgen.training",
     "regularizers",
@@ -117,8 +111,13 @@ def _dotted(node: ast.expr) -> list[str] | None:
 
 
 def find_imports(source: str, module: str, is_package: bool = False) -> list[Import]:
-    """Every import of ``source`` (the code of ``module``), wherever it is in the file."""
+    """Every import of ``source`` (the code of ``module``), wherever it is in the file, except
+    inside a module-level ``__getattr__`` (PEP 562): that runs only when a user asks for the
+    attribute, never when the module is imported."""
     tree = ast.parse(source)
+    tree.body = [
+        n for n in tree.body if not (isinstance(n, ast.FunctionDef) and n.name == "__getattr__")
+    ]
     found: dict[tuple[str, int], Import] = {}
     aliases: dict[str, str] = {}  # local name -> module, from `import a.b as c` / `import a`
 
@@ -266,27 +265,61 @@ def test_package_imports_follow_the_dependency_graph(path):
     assert not message, f"forbidden import between packages:\n{message}"
 
 
-def _inference_files(module: str) -> list[str]:
-    files = module_files(module)
-    if not files:
-        pytest.skip(f"{module} no longer exists: drop it from QGEN_INFERENCE")
-    return files
+def _qgen_layer(path: str) -> str | None:
+    """``qgen/generation/reader.py`` -> ``qgen.generation``; None for qgen's top-level files."""
+    parts = Path(path).parts
+    return ".".join(parts[:2]) if len(parts) > 2 else None
 
 
-@pytest.mark.parametrize("module", QGEN_INFERENCE)
-def test_qgen_inference_module_does_not_import_training(module):
-    message = "\n".join(
-        describe(path, forbidden_imports(imports_of_file(path), INFERENCE_FORBIDDEN))
-        for path in _inference_files(module)
-    ).strip()
+def _inference_modules() -> list[str]:
+    return [
+        p
+        for p in package_modules(packages=("qgen",))
+        if not any(matches(module_name(ROOT / p), t) for t in QGEN_TRAINING_SIDE)
+    ]
+
+
+def layer_violations(path: str, root: Path = ROOT) -> str:
+    """Imports of ``path`` (in a qgen sub-package) of a qgen sub-package below which it is not
+    listed in ``QGEN_LAYERS``, or of the top-level ``qgen`` package itself."""
+    layer = _qgen_layer(path)
+    allowed = (layer, *QGEN_LAYERS[layer])
+    bad = [
+        (i, "qgen sub-packages other than " + ", ".join(allowed))
+        for i in imports_of_file(path, root)
+        if matches(i.name, "qgen") and not any(matches(i.name, a) for a in allowed)
+    ]
+    return describe(path, bad)
+
+
+@pytest.mark.parametrize("path", package_modules(packages=("qgen",)))
+def test_qgen_module_lives_in_a_known_folder(path):
+    if path in QGEN_TOP_LEVEL:
+        return
+    layer = _qgen_layer(path)
+    assert layer in QGEN_LAYERS, (
+        f"{path}: qgen's code lives in its sub-packages {sorted(QGEN_LAYERS)} "
+        f"(a new folder gets a row in QGEN_LAYERS)"
+    )
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in package_modules(packages=("qgen",)) if p not in QGEN_TOP_LEVEL]
+)
+def test_qgen_folders_import_only_the_folders_below_them(path):
+    message = layer_violations(path)
+    assert not message, f"import against qgen's layers:\n{message}"
+
+
+@pytest.mark.parametrize("path", _inference_modules())
+def test_qgen_inference_module_does_not_import_training(path):
+    message = describe(path, forbidden_imports(imports_of_file(path), INFERENCE_FORBIDDEN))
     assert not message, f"qgen inference module imports training code:\n{message}"
 
 
-@pytest.mark.parametrize("module", QGEN_INFERENCE)
-def test_qgen_inference_module_does_not_reach_training(module):
-    message = "\n".join(
-        reach_violations(path, INFERENCE_FORBIDDEN) for path in _inference_files(module)
-    ).strip()
+@pytest.mark.parametrize("path", _inference_modules())
+def test_qgen_inference_module_does_not_reach_training(path):
+    message = reach_violations(path, INFERENCE_FORBIDDEN)
     assert not message, f"qgen inference module reaches training code:\n{message}"
 
 
@@ -302,12 +335,9 @@ def test_allowed_exceptions_import_nothing_of_the_repository(module):
     assert not message.strip(), f"{module} imports repository code:\n{message}"
 
 
-def test_every_qgen_module_is_on_one_side():
-    classified = {f for m in QGEN_INFERENCE + QGEN_NOT_INFERENCE for f in module_files(m)}
-    unclassified = set(package_modules(packages=("qgen",))) - classified
-    assert not unclassified, (
-        f"qgen modules in neither QGEN_INFERENCE nor QGEN_NOT_INFERENCE: {sorted(unclassified)}"
-    )
+def test_test_fixtures_are_not_installed():
+    assert not (ROOT / "qgen" / "testing.py").exists()
+    assert (ROOT / "tests" / "qgen_fixtures.py").is_file()
 
 
 def test_pip_installs_the_four_packages_and_not_the_studies():
@@ -348,6 +378,18 @@ def lazy():
     } <= names
     package = {i.name for i in find_imports("from .data import x", "qgen", is_package=True)}
     assert package == {"qgen.data", "qgen.data.x"}
+
+
+def test_checker_skips_a_lazy_module_getattr():
+    source = "def __getattr__(name):\n    from qgen.training import x\n    return x\n"
+    assert find_imports(source, "qgen", is_package=True) == []
+
+
+def test_checker_reports_a_folder_importing_above_itself(tmp_path):
+    (tmp_path / "qgen" / "io").mkdir(parents=True)
+    (tmp_path / "qgen" / "io" / "bad.py").write_text("from qgen.generation.reader import x\n")
+    message = layer_violations("qgen/io/bad.py", tmp_path)
+    assert "qgen/io/bad.py:1" in message and "qgen.generation.reader" in message
 
 
 def test_checker_matches_whole_names_only():

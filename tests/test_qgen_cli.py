@@ -5,14 +5,14 @@ import json
 import datasets
 import pytest
 import torch
+from qgen_fixtures import tiny_unilm_model, tiny_wordpiece_tokenizer
 from transformers import BertConfig, BertForQuestionAnswering, BertModel
 
-import qgen.pretrained
+import qgen.modeling.pretrained
 from qgen.cli import build_parser, main
 from qgen.cli.options import CLIError
-from qgen.corpus import iter_passages
-from qgen.generation import QAGenerator
-from qgen.testing import tiny_unilm_model, tiny_wordpiece_tokenizer
+from qgen.generation.generator import QAGenerator
+from qgen.io.corpus import iter_passages
 
 PASSAGES = [
     "the cat sat on the mat.",
@@ -231,7 +231,7 @@ def test_evaluate_subcommand_is_delegated(monkeypatch, capsys):
 
 def test_decoding_options_override_the_preset():
     from qgen.cli.options import configs_from_arguments
-    from qgen.presets import PRESETS
+    from qgen.generation.presets import PRESETS
 
     def configs(*extra):
         args = build_parser().parse_args(
@@ -262,7 +262,7 @@ def test_decoding_options_override_the_preset():
 
 def test_generate_applies_decoding_options(model_dir, tmp_path, capsys, monkeypatch):
     """The decoding options reach the generator `qgen generate` builds; bad values are named."""
-    import qgen.generation
+    import qgen.generation.generator
 
     seen = {}
 
@@ -271,7 +271,7 @@ def test_generate_applies_decoding_options(model_dir, tmp_path, capsys, monkeypa
             super().__init__(*args, **kwargs)
             seen["question"], seen["answer"] = self.question_config, self.answer_config
 
-    monkeypatch.setattr(qgen.generation, "QAGenerator", Spy)
+    monkeypatch.setattr(qgen.generation.generator, "QAGenerator", Spy)
     inp = tmp_path / "p.txt"
     inp.write_text("\n".join(PASSAGES) + "\n")
     argv = _generate(model_dir, inp, tmp_path / "qa.jsonl", "--no_repeat_ngram_size", 3,
@@ -297,9 +297,9 @@ def test_without_output_the_pairs_are_printed(model_dir, tmp_path, capsys):
 
 
 def test_output_and_options_are_checked_before_the_model_loads(tmp_path, capsys, monkeypatch):
-    import qgen.pretrained
+    import qgen.modeling.pretrained
 
-    monkeypatch.setattr(qgen.pretrained, "load_model", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr(qgen.modeling.pretrained, "load_model", lambda *a, **k: pytest.fail("model loaded"))
     inp = tmp_path / "p.txt"
     inp.write_text(PASSAGES[0] + "\n")
     code, _, err = _run(
@@ -309,8 +309,8 @@ def test_output_and_options_are_checked_before_the_model_loads(tmp_path, capsys,
 
 
 def test_saved_settings_are_used_and_flags_override_them(model_dir, tmp_path, capsys, monkeypatch):
-    from qgen.generation_config import QAGenerationConfig
-    from qgen.presets import default_question_config
+    from qgen.generation.config import QAGenerationConfig
+    from qgen.generation.presets import default_question_config
 
     saved = tmp_path / "saved-model"
     import shutil
@@ -334,18 +334,18 @@ def test_saved_settings_are_used_and_flags_override_them(model_dir, tmp_path, ca
 def test_default_model_is_the_shipped_one(model_dir, tmp_path, capsys, monkeypatch):
     import shutil
 
-    import qgen.pretrained
+    import qgen.modeling.pretrained
 
     shipped = tmp_path / "models"
-    shutil.copytree(model_dir, shipped / qgen.pretrained.DEFAULT_MODEL)
-    monkeypatch.setattr(qgen.pretrained, "MODELS_DIR", shipped)
+    shutil.copytree(model_dir, shipped / qgen.modeling.pretrained.DEFAULT_MODEL)
+    monkeypatch.setattr(qgen.modeling.pretrained, "MODELS_DIR", shipped)
     inp = tmp_path / "p.txt"
     inp.write_text(PASSAGES[0] + "\n")
     code, stdout, err = _run(capsys, "generate", "--input", inp)
     assert code == 0, err
     assert "Q: " in stdout
-    assert str(shipped / qgen.pretrained.DEFAULT_MODEL) in err
-    (shipped / qgen.pretrained.DEFAULT_MODEL / "model.safetensors").unlink()
+    assert str(shipped / qgen.modeling.pretrained.DEFAULT_MODEL) in err
+    (shipped / qgen.modeling.pretrained.DEFAULT_MODEL / "model.safetensors").unlink()
     code, _, err = _run(capsys, "generate", "--input", inp)
     assert code == 2 and "no weights file" in err and "reinstall" in err
 
@@ -496,10 +496,10 @@ def test_both_commands_build_settings_the_same_way(model_dir, command):
 
 def test_round_trip_reader_resolution(model_dir, tmp_path, monkeypatch):
     from qgen.cli.generate import QAG_READER, resolve_round_trip_reader
-    from qgen.pretrained import DEFAULT_READER
+    from qgen.modeling.pretrained import DEFAULT_READER
 
     shipped = tmp_path / "models"
-    monkeypatch.setattr(qgen.pretrained, "MODELS_DIR", shipped)
+    monkeypatch.setattr(qgen.modeling.pretrained, "MODELS_DIR", shipped)
     reader = shipped / DEFAULT_READER
     tok = tiny_wordpiece_tokenizer()
     BertForQuestionAnswering(
@@ -523,7 +523,7 @@ def test_round_trip_reader_resolution(model_dir, tmp_path, monkeypatch):
 def test_round_trip_of_the_shipped_model_asks_the_shipped_reader(tmp_path, capsys):
     """No --model, no --round_trip_reader: the real shipped model's pairs, each kept only where
     the real shipped reader finds its answer (token F1 1 by default)."""
-    from qgen.pretrained import DEFAULT_READER
+    from qgen.modeling.pretrained import DEFAULT_READER
 
     inp = tmp_path / "p.txt"
     inp.write_text(

@@ -1,4 +1,4 @@
-"""qgen.corpus: every input format as a stream, stable ids, errors by file/line/field, and
+"""qgen.io.corpus: every input format as a stream, stable ids, errors by file/line/field, and
 memory that does not grow with the corpus."""
 
 import json
@@ -7,8 +7,8 @@ import tracemalloc
 import datasets
 import pytest
 
-from qgen.corpus import Passage, count_passages, iter_passages
-from qgen.squad import QGenDataError
+from qgen.io.corpus import Passage, count_passages, iter_passages
+from qgen.io.squad import QGenDataError
 
 ROWS = [
     {"id": "a", "title": "T", "context": "the cat sat on the mat."},

@@ -6,23 +6,23 @@ import json
 import datasets
 import pytest
 import torch
+from qgen_fixtures import (
+    tiny_chinese_tokenizer,
+    tiny_sentencepiece_tokenizer,
+    tiny_wordpiece_tokenizer,
+)
 
-from qgen.data import (
+from qgen.io.squad import QGenDataError, load_squad
+from qgen.modeling.inputs import (
     TASKS,
     UniLMCollator,
     answer_sentence_span,
-    build_features,
     encode_source,
     sentence_spans,
     special_token_ids,
     split_passage,
 )
-from qgen.squad import QGenDataError, load_squad
-from qgen.testing import (
-    tiny_chinese_tokenizer,
-    tiny_sentencepiece_tokenizer,
-    tiny_wordpiece_tokenizer,
-)
+from qgen.training.features import build_features
 
 EN_CONTEXT = "The cat sat on the mat. Paris is the capital of France! What a city."
 ZH_CONTEXT = "世界第二高山峰叫什么名字？世界第二高山峰是乔戈里峰，位于中国境内。"

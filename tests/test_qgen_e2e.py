@@ -6,13 +6,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from qgen_fixtures import tiny_unilm_model, tiny_wordpiece_tokenizer
 from transformers import AutoTokenizer
 
 from qgen.cli import evaluate as evaluate_command
-from qgen.evaluation import evaluate_model
-from qgen.generation import QAGenerator
-from qgen.modeling import UniLMForQAGeneration
-from qgen.testing import tiny_unilm_model, tiny_wordpiece_tokenizer
+from qgen.evaluation.metrics import evaluate_model
+from qgen.generation.generator import QAGenerator
+from qgen.modeling.unilm import UniLMForQAGeneration
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "qgen" / "resources" / "sample_squad.json"

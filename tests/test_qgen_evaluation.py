@@ -5,8 +5,8 @@ import shutil
 import pytest
 
 from decoding import metrics
-from qgen import evaluation
-from qgen.evaluation import (
+from qgen.evaluation import metrics as evaluation
+from qgen.evaluation.metrics import (
     QGMetric,
     answer_validity,
     compute_qg_metrics,
@@ -15,7 +15,7 @@ from qgen.evaluation import (
     gold_answer_match,
     tokenize_for_eval,
 )
-from qgen.filters import normalize_answer
+from qgen.generation.filters import normalize_answer
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+from qgen_fixtures import tiny_unilm_model
 
 from decoding import DecodingConfig, StepModel, decode
-from qgen.fast_decoding import KVCache, UniLMStepModel
-from qgen.testing import tiny_unilm_model
+from qgen.modeling.step import KVCache, UniLMStepModel
 
 EOS = 3
 

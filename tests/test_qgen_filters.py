@@ -1,7 +1,7 @@
 """Filters of generated pairs: duplicates within a passage (answers, questions, near-duplicate
 questions) and across the corpus, each counted by reason."""
 
-from qgen.filters import CorpusDedup, filter_passage_pairs, normalize_question
+from qgen.generation.filters import CorpusDedup, filter_passage_pairs, normalize_question
 
 
 def _pair(q, a, start, score):

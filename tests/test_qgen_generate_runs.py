@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from qgen_fixtures import tiny_unilm_model, tiny_wordpiece_tokenizer
 
-from qgen.cli.output import read_journal
-from qgen.testing import tiny_unilm_model, tiny_wordpiece_tokenizer
+from qgen.io.journal import read_journal
 
 REPO = Path(__file__).resolve().parents[1]
 WORDS = "the cat sat on mat in paris is capital of france a dog city river".split()
@@ -147,7 +147,7 @@ def test_a_different_command_does_not_resume(setup, tmp_path):
 
 def test_resume_cuts_a_half_written_block_and_a_torn_journal_line(tmp_path):
     """What a kill between writing records and journaling them leaves behind is undone."""
-    from qgen.cli.output import JournaledOutput
+    from qgen.io.journal import JournaledOutput
 
     out = tmp_path / "qa.jsonl"
     fp = {"input": "x", "seed": 0}
@@ -176,7 +176,7 @@ def test_resume_cuts_a_half_written_block_and_a_torn_journal_line(tmp_path):
 
 
 def test_resume_before_the_first_block_was_journaled(tmp_path):
-    from qgen.cli.output import JournaledOutput
+    from qgen.io.journal import JournaledOutput
 
     out = tmp_path / "qa.jsonl"
     JournaledOutput(str(out), {"seed": 0}, overwrite=False, append=False).close()
@@ -186,23 +186,22 @@ def test_resume_before_the_first_block_was_journaled(tmp_path):
 
 
 def test_an_output_changed_after_the_run_is_not_resumed(tmp_path):
-    from qgen.cli.options import CLIError
-    from qgen.cli.output import JournaledOutput
+    from qgen.io.journal import JournaledOutput, OutputError
 
     out = tmp_path / "qa.jsonl"
     writer = JournaledOutput(str(out), {"seed": 0}, overwrite=False, append=False)
     writer.write_block(0, [{"id": "a-0"}, {"id": "a-1"}], passages=2, empty=0)
     writer.finish()
     out.write_bytes(out.read_bytes()[:5])  # cut by hand
-    with pytest.raises(CLIError, match="does not match its journal"):
+    with pytest.raises(OutputError, match="does not match its journal"):
         JournaledOutput(str(out), {"seed": 0}, overwrite=False, append=False)
     out.unlink()
-    with pytest.raises(CLIError, match="missing"):
+    with pytest.raises(OutputError, match="missing"):
         JournaledOutput(str(out), {"seed": 0}, overwrite=False, append=False)
 
 
 def test_append_reads_back_only_its_own_records(tmp_path):
-    from qgen.cli.output import JournaledOutput
+    from qgen.io.journal import JournaledOutput
 
     out = tmp_path / "qa.jsonl"
     out.write_text('{"id": "old-0"}\n{"id": "old-1"')  # someone else's file, torn at the end
@@ -232,7 +231,7 @@ def _in_process(monkeypatch, setup, out, rank, world):
 def test_a_merge_cut_short_is_redone(setup, tmp_path, monkeypatch, capsys):
     """Two processes run one after the other in this process; the merge dies half way; the
     same command again redoes the merge and writes what one process writes."""
-    from qgen.cli.output import JournaledOutput
+    from qgen.io.journal import JournaledOutput
 
     reference = _reference(setup)
     out = tmp_path / "qa.jsonl"
@@ -268,7 +267,7 @@ def test_repeated_passage_ids_are_refused(setup, tmp_path):
 def test_a_shard_of_another_command_is_refused_at_merge(tmp_path):
     from qgen.cli.generate import _merge_shards, _shard
     from qgen.cli.options import CLIError
-    from qgen.cli.output import JournaledOutput
+    from qgen.io.journal import JournaledOutput
 
     out = str(tmp_path / "qa.jsonl")
     shard = JournaledOutput(_shard(out, 0, 1), {"seed": 1, "rank": 0}, overwrite=True, append=False)

@@ -4,18 +4,24 @@ import dataclasses
 
 import pytest
 import torch
-
-from decoding import DecodingConfig
-from qgen.answer_location import _whole_words, join_cjk, locate_answer, locate_tokens, merge_pairs
-from qgen.filters import normalize_question
-from qgen.generation import QAGenerator
-from qgen.presets import PRESETS, default_answer_config, default_question_config
-from qgen.testing import (
+from qgen_fixtures import (
     tiny_chinese_tokenizer,
     tiny_sentencepiece_tokenizer,
     tiny_unilm_model,
     tiny_wordpiece_tokenizer,
 )
+
+from decoding import DecodingConfig
+from qgen.generation.answers import (
+    _whole_words,
+    join_cjk,
+    locate_answer,
+    locate_tokens,
+    merge_pairs,
+)
+from qgen.generation.filters import normalize_question
+from qgen.generation.generator import QAGenerator
+from qgen.generation.presets import PRESETS, default_answer_config, default_question_config
 
 PASSAGE = "The Eiffel Tower is in  Paris, France. Café de Flore is in Paris too."
 

@@ -3,11 +3,16 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from qgen_fixtures import tiny_unilm_model
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, BertConfig, BertModel
 
 import qgen  # noqa: F401  (registers the Auto classes)
-from qgen.modeling import UniLMConfig, UniLMForQAGeneration, prediction_mask, unilm_attention_mask
-from qgen.testing import tiny_unilm_model
+from qgen.modeling.unilm import (
+    UniLMConfig,
+    UniLMForQAGeneration,
+    prediction_mask,
+    unilm_attention_mask,
+)
 
 TINY = dict(
     vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37

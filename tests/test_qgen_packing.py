@@ -4,15 +4,16 @@ loss, gradients and hidden states of the unpacked examples."""
 import datasets
 import pytest
 import torch
-
-from qgen.data import UniLMCollator, build_features, pack_features
-from qgen.modeling import packed_attention_mask, packed_position_ids, unilm_attention_mask
-from qgen.testing import (
+from qgen_fixtures import (
     tiny_chinese_tokenizer,
     tiny_sentencepiece_tokenizer,
     tiny_unilm_model,
     tiny_wordpiece_tokenizer,
 )
+
+from qgen.modeling.inputs import UniLMCollator
+from qgen.modeling.unilm import packed_attention_mask, packed_position_ids, unilm_attention_mask
+from qgen.training.features import build_features, pack_features
 
 EN = "the cat sat on the mat. paris is the capital of france! what a city."
 EN2 = "a dog sat in the city. the river is in paris."
@@ -102,7 +103,7 @@ def test_packing_groups_targets_and_keeps_every_example(kind, task):
 
 
 def _words_tokenizer():
-    from qgen.testing import _bert_tokenizer
+    from qgen_fixtures import _bert_tokenizer
 
     return _bert_tokenizer([f"w{i}" for i in range(60)] + ["what", "is", "?"])
 
@@ -142,7 +143,7 @@ def test_shared_windows_let_a_long_passage_pack():
 
 
 def test_grid_window_holds_the_answer_farthest_from_the_edges():
-    from qgen.data import _grid_window
+    from qgen.modeling.inputs import _grid_window
 
     assert _grid_window(10, 20, 3, 4) == (0, 10)  # fits: the whole passage
     # grid of 8-wide windows with step 6 over 20 positions: starts 0, 6, 12

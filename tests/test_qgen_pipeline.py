@@ -3,9 +3,9 @@
 import pytest
 import torch
 import transformers
+from qgen_fixtures import tiny_unilm_model, tiny_wordpiece_tokenizer
 
 import qgen
-from qgen.testing import tiny_unilm_model, tiny_wordpiece_tokenizer
 
 PASSAGES = ["the cat sat on the mat.", "paris is the capital of france.", "a b c d e f g."]
 
@@ -74,15 +74,15 @@ def test_bad_arguments(model_dir):
 def test_pipeline_without_a_model_uses_the_shipped_one(model_dir, tmp_path, monkeypatch):
     import shutil
 
-    import qgen.pretrained
+    import qgen.modeling.pretrained
 
     shipped = tmp_path / "models"
-    shutil.copytree(model_dir, shipped / qgen.pretrained.DEFAULT_MODEL)
-    monkeypatch.setattr(qgen.pretrained, "MODELS_DIR", shipped)
+    shutil.copytree(model_dir, shipped / qgen.modeling.pretrained.DEFAULT_MODEL)
+    monkeypatch.setattr(qgen.modeling.pretrained, "MODELS_DIR", shipped)
     qa = transformers.pipeline("qa-generation", seed=0)
-    assert qa.model.name_or_path == str(shipped / qgen.pretrained.DEFAULT_MODEL)
+    assert qa.model.name_or_path == str(shipped / qgen.modeling.pretrained.DEFAULT_MODEL)
     _check(qa(PASSAGES[0]), PASSAGES[0])
-    (shipped / qgen.pretrained.DEFAULT_MODEL / "config.json").unlink()
+    (shipped / qgen.modeling.pretrained.DEFAULT_MODEL / "config.json").unlink()
     with pytest.raises(qgen.QGenModelError, match="no config.json.*reinstall"):
         transformers.pipeline("qa-generation")
 

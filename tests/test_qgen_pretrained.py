@@ -6,14 +6,14 @@ import shutil
 
 import pytest
 import torch
+from qgen_fixtures import tiny_unilm_model, tiny_wordpiece_tokenizer
 
-import qgen.pretrained
+import qgen.modeling.pretrained
 from decoding import DecodingConfig
-from qgen.generation import QAGenerator
-from qgen.generation_config import CONFIG_NAME, QAGenerationConfig
-from qgen.presets import default_answer_config, default_question_config
-from qgen.pretrained import QGenModelError, check_model_dir, default_model_path, load_model
-from qgen.testing import tiny_unilm_model, tiny_wordpiece_tokenizer
+from qgen.generation.config import CONFIG_NAME, QAGenerationConfig
+from qgen.generation.generator import QAGenerator
+from qgen.generation.presets import default_answer_config, default_question_config
+from qgen.modeling.pretrained import QGenModelError, check_model_dir, default_model_path, load_model
 
 
 @pytest.fixture
@@ -136,12 +136,12 @@ def test_damaged_checkpoints_get_clear_errors(model_dir, kind, message):
 
 
 def test_missing_shipped_model_says_what_to_do(tmp_path, monkeypatch, model_dir):
-    monkeypatch.setattr(qgen.pretrained, "MODELS_DIR", tmp_path / "models")
+    monkeypatch.setattr(qgen.modeling.pretrained, "MODELS_DIR", tmp_path / "models")
     with pytest.raises(QGenModelError, match="no such model directory.*reinstall"):
         default_model_path()
     with pytest.raises(QGenModelError, match="reinstall"):
         QAGenerator.from_pretrained()
-    shutil.copytree(model_dir, tmp_path / "models" / qgen.pretrained.DEFAULT_MODEL)
+    shutil.copytree(model_dir, tmp_path / "models" / qgen.modeling.pretrained.DEFAULT_MODEL)
     assert QAGenerator.from_pretrained(device="cpu").generate(["the cat sat."])
 
 
@@ -183,7 +183,7 @@ def test_the_shipped_model_writes_span_pairs():
     from importlib.resources import files
 
     path = default_model_path()
-    assert (qgen.pretrained.MODELS_DIR / qgen.pretrained.DEFAULT_MODEL / "README.md").is_file()
+    assert (qgen.modeling.pretrained.MODELS_DIR / qgen.modeling.pretrained.DEFAULT_MODEL / "README.md").is_file()
     assert QAGenerationConfig.from_pretrained(path).constrain_answers
     gen = QAGenerator.from_pretrained(device="cpu", seed=0)
     assert gen.task == "qag" and gen.model.dtype == torch.float32
@@ -205,7 +205,7 @@ def test_the_shipped_model_writes_span_pairs():
 
 
 def test_int8_model_quantizes_linear_layers_and_keeps_the_original(model_dir):
-    from qgen.pretrained import quantize_int8
+    from qgen.modeling.pretrained import quantize_int8
 
     model, tok = load_model(model_dir, "cpu")
     int8 = quantize_int8(model)
@@ -226,8 +226,8 @@ def test_int8_model_quantizes_linear_layers_and_keeps_the_original(model_dir):
 def test_the_shipped_reader_answers_questions():
     """The real extractive reader inside the package (the default of ``qgen generate
     --round_trip``): it loads with its card and finds the answers of plain questions."""
-    from qgen.pretrained import DEFAULT_READER, MODELS_DIR, default_reader_path
-    from qgen.reader import ExtractiveReader
+    from qgen.generation.reader import ExtractiveReader
+    from qgen.modeling.pretrained import DEFAULT_READER, MODELS_DIR, default_reader_path
 
     path = default_reader_path()
     assert (MODELS_DIR / DEFAULT_READER / "README.md").is_file()
@@ -244,7 +244,7 @@ def test_the_shipped_reader_answers_questions():
 def test_reader_directories_are_checked(model_dir, tmp_path, monkeypatch):
     from transformers import BertConfig, BertForQuestionAnswering
 
-    from qgen.pretrained import default_reader_path
+    from qgen.modeling.pretrained import default_reader_path
 
     reader, tok = tmp_path / "reader", tiny_wordpiece_tokenizer()
     BertForQuestionAnswering(
@@ -261,6 +261,6 @@ def test_reader_directories_are_checked(model_dir, tmp_path, monkeypatch):
     weights.write_bytes(weights.read_bytes()[:-10])
     with pytest.raises(QGenModelError, match="truncated"):
         check_model_dir(reader, reader=True)
-    monkeypatch.setattr(qgen.pretrained, "MODELS_DIR", tmp_path / "models")
+    monkeypatch.setattr(qgen.modeling.pretrained, "MODELS_DIR", tmp_path / "models")
     with pytest.raises(QGenModelError, match="shipped reader is missing.*--round_trip_reader"):
         default_reader_path()

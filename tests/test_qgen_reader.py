@@ -7,11 +7,11 @@ from pathlib import Path
 import datasets
 import pytest
 import torch
+from qgen_fixtures import tiny_wordpiece_tokenizer
 from transformers import BertConfig, BertForQuestionAnswering
 
-from qgen.reader import ExtractiveReader, evaluate_reader, squad_scores
-from qgen.reader_training import ReaderArguments, prepare_train_features
-from qgen.testing import tiny_wordpiece_tokenizer
+from qgen.generation.reader import ExtractiveReader, evaluate_reader, squad_scores
+from qgen.training.reader import ReaderArguments, prepare_train_features
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "qgen" / "resources" / "sample_squad.json"

@@ -5,10 +5,10 @@ import math
 
 import pytest
 import torch
+from qgen_fixtures import tiny_unilm_model, tiny_wordpiece_tokenizer
 
-import qgen.round_trip as rt
-from qgen.data import UniLMCollator, encode_source
-from qgen.testing import tiny_unilm_model, tiny_wordpiece_tokenizer
+import qgen.generation.round_trip as rt
+from qgen.modeling.inputs import UniLMCollator, encode_source
 
 PASSAGE = "the cat sat on the mat in paris, the capital of france."
 

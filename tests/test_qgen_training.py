@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from qgen_fixtures import tiny_unilm_model, tiny_wordpiece_tokenizer
 
-from qgen.modeling import UniLMForQAGeneration
-from qgen.testing import tiny_unilm_model, tiny_wordpiece_tokenizer
-from qgen.training import DataArguments, QGTrainingArguments, split_by_context
+from qgen.modeling.unilm import UniLMForQAGeneration
+from qgen.training.trainer import DataArguments, QGTrainingArguments, split_by_context
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "qgen" / "resources" / "sample_squad.json"
@@ -103,15 +103,15 @@ def test_mixed_precision_validated(tmp_path):
 def test_auto_mixed_precision_on_cpu_follows_native_bf16(tmp_path, monkeypatch, native):
     """auto: bf16 autocast on a CPU that computes bf16 natively (faster there), fp32 elsewhere
     (emulated bf16 is slower); the Trainer takes bf16 on CPU only with use_cpu."""
-    import qgen.training
+    import qgen.training.trainer
 
-    monkeypatch.setattr(qgen.training, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(qgen.training.trainer, "cpu_has_native_bf16", lambda: native)
     args = QGTrainingArguments(output_dir=str(tmp_path), use_cpu=True)
     assert args.bf16 is native and not args.fp16 and args.use_cpu
 
 
 def test_split_by_context_keeps_passages_apart():
-    from qgen.squad import load_squad
+    from qgen.io.squad import load_squad
 
     ds = load_squad(str(SAMPLE))
     train, held = split_by_context(ds, 0.25, seed=1)
@@ -123,7 +123,7 @@ def test_split_by_context_keeps_passages_apart():
 def test_drop_long_answers():
     import datasets
 
-    from qgen.squad import drop_long_answers
+    from qgen.io.squad import drop_long_answers
 
     ds = datasets.Dataset.from_list(
         [

@@ -357,9 +357,9 @@ def test_plain_module_without_input_ids_fails_loudly():
 
 
 def test_works_on_the_unilm_question_generator(tmp_path):
-    modeling = pytest.importorskip("qgen.modeling")
+    modeling = pytest.importorskip("qgen.modeling.unilm")
     if not hasattr(modeling, "UniLMForQAGeneration"):
-        pytest.skip("qgen.modeling.UniLMForQAGeneration not available")
+        pytest.skip("qgen.modeling.unilm.UniLMForQAGeneration not available")
     torch.manual_seed(0)
     cfg = modeling.UniLMConfig(
         vocab_size=VOCAB,

@@ -2,6 +2,6 @@
 per subcommand (`generate`, `evaluate`), the passage reader (`inputs`) and what they share
 (`options`: errors, the model directory check, decoding options)."""
 
-from .main import build_parser, main
+from qgen.cli.main import build_parser, main
 
 __all__ = ["build_parser", "main"]

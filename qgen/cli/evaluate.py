@@ -1,4 +1,4 @@
-"""``qgen evaluate``: score a qgen model on SQuAD-format data (`qgen.evaluation.evaluate_model`);
+"""``qgen evaluate``: score a qgen model on SQuAD-format data (`qgen.evaluation.metrics.evaluate_model`);
 the shipped model and its saved settings by default."""
 
 from __future__ import annotations
@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..evaluation import TOKENIZE_MODES
-from .options import (
+from qgen.cli.options import (
     CLIError,
     add_answer_candidates_argument,
     add_decoding_arguments,
@@ -18,6 +17,7 @@ from .options import (
     generator_settings,
     resolve_model_dir,
 )
+from qgen.evaluation.metrics import TOKENIZE_MODES
 
 __all__ = ["add_arguments", "run"]
 
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     """Run ``qgen evaluate`` and print the metrics as one JSON object."""
     from transformers import set_seed
 
-    from ..evaluation import evaluate_model
+    from qgen.evaluation.metrics import evaluate_model
 
     set_seed(args.seed)
     model_dir = resolve_model_dir(args.model)

@@ -11,10 +11,7 @@ import sys
 import time
 from collections import Counter
 
-from ..corpus import Passage, count_passages, iter_passages
-from ..filters import CorpusDedup, filter_passage_pairs, token_f1
-from ..pretrained import DEFAULT_READER
-from .options import (
+from qgen.cli.options import (
     CLIError,
     add_answer_candidates_argument,
     add_decoding_arguments,
@@ -25,7 +22,10 @@ from .options import (
     generator_settings,
     resolve_model_dir,
 )
-from .output import JournaledOutput, journal_path, read_journal
+from qgen.generation.filters import CorpusDedup, filter_passage_pairs, token_f1
+from qgen.io.corpus import Passage, count_passages, iter_passages
+from qgen.io.journal import JournaledOutput, journal_path, read_journal
+from qgen.modeling.pretrained import DEFAULT_READER
 
 __all__ = ["add_arguments", "report", "run"]
 
@@ -86,7 +86,7 @@ def add_arguments(gen: argparse.ArgumentParser) -> None:
         "--round_trip_reader", default=None,
         help="with --round_trip: who reads the questions: an extractive QA model directory "
         "(AutoModelForQuestionAnswering, e.g. from scripts/train_reader.py), a shipped reader's "
-        "name, or 'qag' (the generating model picks among the passage's answers, qgen.round_trip; "
+        "name, or 'qag' (the generating model picks among the passage's answers, qgen.generation.round_trip; "
         f"default: the shipped reader {DEFAULT_READER} with the shipped model, else 'qag')",
     )  # fmt: skip
     gen.add_argument(
@@ -159,7 +159,7 @@ def _blocks(source: str, batch_size: int):
 
 def _fingerprint(args: argparse.Namespace, model_dir: str, settings: dict, world: int) -> dict:
     """What makes a rerun the same command (so that it may resume the output)."""
-    from ..generation_config import QAGenerationConfig
+    from qgen.generation.config import QAGenerationConfig
 
     stat = os.stat(args.input)
     try:
@@ -328,8 +328,8 @@ def _generate(args, model_dir, settings, out, total, mine, local_rank, world) ->
     import torch
     from tqdm.auto import tqdm
 
-    from ..generation import QAGenerator
-    from ..pretrained import load_model
+    from qgen.generation.generator import QAGenerator
+    from qgen.modeling.pretrained import load_model
 
     device = args.device
     if device is None and torch.cuda.is_available() and not args.int8:
@@ -401,7 +401,7 @@ def _generate(args, model_dir, settings, out, total, mine, local_rank, world) ->
 def _round_trip(generator, passage: str, pairs: list[dict], args, filtered: Counter) -> list[dict]:
     """The pairs that pass the round trip, each with what it measured (written with the record,
     to rank by): ``round_trip_f1`` of an extractive reader's answer, or the qag model's
-    ``round_trip_margin`` (`qgen.round_trip.round_trip_margins`; ``None`` where no other answer
+    ``round_trip_margin`` (`qgen.generation.round_trip.round_trip_margins`; ``None`` where no other answer
     was there to tell it from)."""
     if args.round_trip_reader != QAG_READER:
         device = str(next(generator.model.parameters()).device)  # the generator's, per process
@@ -414,7 +414,7 @@ def _round_trip(generator, passage: str, pairs: list[dict], args, filtered: Coun
         ]
         kept = [p for p in checked if p["round_trip_f1"] >= args.round_trip_f1]
     else:
-        from ..round_trip import round_trip_filter
+        from qgen.generation.round_trip import round_trip_filter
 
         kept, _ = round_trip_filter(
             generator.model, generator.tokenizer, passage, pairs, args.round_trip_f1,
@@ -439,7 +439,12 @@ def resolve_round_trip_reader(name: str | None, model: str | None) -> str:
     Raises:
         CLIError: not a complete extractive QA model directory, naming the file.
     """
-    from ..pretrained import QGenModelError, check_model_dir, default_reader_path, shipped_or_path
+    from qgen.modeling.pretrained import (
+        QGenModelError,
+        check_model_dir,
+        default_reader_path,
+        shipped_or_path,
+    )
 
     try:
         if name is None:
@@ -455,7 +460,7 @@ def resolve_round_trip_reader(name: str | None, model: str | None) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _reader(path: str, device: str):
-    from ..reader import ExtractiveReader
+    from qgen.generation.reader import ExtractiveReader
 
     return ExtractiveReader(path, device)
 

@@ -11,10 +11,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ..pretrained import QGenModelError
-from ..squad import QGenDataError
-from . import evaluate, generate
-from .options import CLIError
+from qgen.cli import evaluate, generate
+from qgen.cli.options import CLIError
+from qgen.io.journal import OutputError
+from qgen.io.squad import QGenDataError
+from qgen.modeling.pretrained import QGenModelError
 
 __all__ = ["build_parser", "main"]
 
@@ -44,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             generate.report(generate.run(args))
         else:
             evaluate.run(args)
-    except (CLIError, QGenDataError, QGenModelError, FileNotFoundError) as err:
+    except (CLIError, OutputError, QGenDataError, QGenModelError, FileNotFoundError) as err:
         print(f"qgen: error: {err}", file=sys.stderr)
         return 2
     return 0

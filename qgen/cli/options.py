@@ -7,8 +7,7 @@ import argparse
 import dataclasses
 
 from decoding import DecodingConfig
-
-from ..presets import MAX_TARGET_TOKENS, PRESETS
+from qgen.generation.presets import MAX_TARGET_TOKENS, PRESETS
 
 __all__ = [
     "CLIError",
@@ -76,7 +75,7 @@ def resolve_model_dir(path: str | None) -> str:
     Raises:
         CLIError: a missing, damaged or non-qgen model directory, naming the file.
     """
-    from ..pretrained import QGenModelError, check_model_dir, default_model_path
+    from qgen.modeling.pretrained import QGenModelError, check_model_dir, default_model_path
 
     try:
         if path is None:
@@ -168,7 +167,7 @@ def generator_settings(args: argparse.Namespace, model_dir: str) -> dict:
     """`QAGenerator` settings for a command: the model's saved ones, then each option given
     (the decoding options, ``--free_answers``, ``--answer_candidates``, ``--num_pairs``,
     ``--max_source_length``)."""
-    from ..generation_config import generator_kwargs
+    from qgen.generation.config import generator_kwargs
 
     try:
         settings = generator_kwargs(model_dir)

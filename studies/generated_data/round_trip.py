@@ -6,9 +6,9 @@ with at least three questions whose answers differ, each question ``q_i`` with i
 ``a_{i+1}`` a wrong one (a fluent question about the passage, whose answer is a real span of it,
 that does not answer it: the hard case of generated data). Each reader reads every question:
 
-* ``unilm``: the qag model itself (`qgen.round_trip`): among the passage's answers, the one with
+* ``unilm``: the qag model itself (`qgen.generation.round_trip`): among the passage's answers, the one with
   the highest ``log p(answer, question | passage)``;
-* ``extractive``: an extractive QA model (`qgen.reader.ExtractiveReader`), the best span.
+* ``extractive``: an extractive QA model (`qgen.generation.reader.ExtractiveReader`), the best span.
 
 A pair is kept when the answer read agrees with the pair's (token F1 >= threshold). Reported
 per reader and threshold: precision (kept pairs that are right), recall (right pairs kept),
@@ -22,7 +22,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 
-from qgen.filters import token_f1
+from qgen.generation.filters import token_f1
 
 __all__ = ["RoundTripCheckConfig", "load_passages", "run_check"]
 
@@ -70,8 +70,8 @@ def load_passages(path: str, n: int, max_pairs: int, seed: int) -> list[dict]:
 
 def _unilm_reads(model_dir, passages) -> tuple[list[list[str]], float]:
     """The answer the qag model reads each question as asking for, and the seconds it took."""
-    from qgen.pretrained import load_model
-    from qgen.round_trip import round_trip_answers
+    from qgen.generation.round_trip import round_trip_answers
+    from qgen.modeling.pretrained import load_model
 
     model, tokenizer = load_model(model_dir, "cpu")
     t0 = time.perf_counter()
@@ -83,7 +83,7 @@ def _unilm_reads(model_dir, passages) -> tuple[list[list[str]], float]:
 
 
 def _extractive_reads(reader_dir, passages) -> tuple[list[list[str]], float]:
-    from qgen.reader import ExtractiveReader
+    from qgen.generation.reader import ExtractiveReader
 
     reader = ExtractiveReader(reader_dir, device="cpu")
     contexts = [p["context"] for p in passages for _ in p["pairs"]]

@@ -7,9 +7,9 @@ passages with a qgen model, then train the same extractive reader, same recipe a
 * (b) as many generated pairs, taken round robin over the passages in generation order (each
   passage's first pair, then each one's second, ...: the passages of (a), each about once);
 * (c) as many filtered generated pairs (duplicates dropped, and the round trip with the qag model
-  itself, `qgen.round_trip`), taken round robin in the same way;
+  itself, `qgen.generation.round_trip`), taken round robin in the same way;
 * (c_ranked) the same, each passage's pairs ranked by their round-trip margin
-  (`qgen.round_trip.round_trip_margins`) instead of kept in generation order, so that the filter
+  (`qgen.generation.round_trip.round_trip_margins`) instead of kept in generation order, so that the filter
   chooses as well as drops;
 * (b_random) as a control, as many generated pairs drawn at random (seeded; the (b) of the first
   study): fewer passages, some several times;
@@ -126,7 +126,7 @@ def _read_jsonl(path: str) -> list[dict]:
 def qa_aligned_f1(generated: dict[str, list[dict]], human: dict[str, list[dict]]) -> dict:
     """QA-aligned precision / recall / F1 (percent) over the passages with both kinds of pairs;
     pairs are ``{"question", "answer"}`` dicts keyed by passage text."""
-    from qgen.filters import token_f1
+    from qgen.generation.filters import token_f1
 
     def text(pair):
         return f"{pair['question']} {pair['answer']}"
@@ -175,9 +175,9 @@ def _generate(cfg: GeneratedDataConfig, train_rows: list[dict], out: Path) -> st
 
 
 def _deduplicated_pairs(generated: list[dict]):
-    """For each passage, its generated rows as ``qgen.filters`` pairs (the row under ``"row"``)
+    """For each passage, its generated rows as ``qgen.generation.filters`` pairs (the row under ``"row"``)
     after the passage's duplicate filter, as ``qgen generate`` runs it before the round trip."""
-    from qgen.filters import filter_passage_pairs
+    from qgen.generation.filters import filter_passage_pairs
 
     for passage, rows in _by_passage(generated).items():
         pairs = [{"question": r["question"], "answer": r["answers"]["text"][0],
@@ -193,9 +193,9 @@ def _filtered(cfg: GeneratedDataConfig, generated: list[dict], out: Path) -> lis
     path = out / "filtered.jsonl"
     if path.exists():
         return _read_jsonl(str(path))
-    from qgen.filters import CorpusDedup
-    from qgen.pretrained import load_model
-    from qgen.round_trip import round_trip_filter
+    from qgen.generation.filters import CorpusDedup
+    from qgen.generation.round_trip import round_trip_filter
+    from qgen.modeling.pretrained import load_model
 
     model, tokenizer = load_model(cfg.model, _device(cfg))
     dedup, kept_rows = CorpusDedup(), []
@@ -217,9 +217,9 @@ def _reader_checked(cfg: GeneratedDataConfig, generated: list[dict], out: Path) 
     path = out / "reader_round_trip.jsonl"
     if path.exists():
         return _read_jsonl(str(path))
-    from qgen.filters import token_f1
-    from qgen.pretrained import shipped_or_path
-    from qgen.reader import ExtractiveReader
+    from qgen.generation.filters import token_f1
+    from qgen.generation.reader import ExtractiveReader
+    from qgen.modeling.pretrained import shipped_or_path
 
     rows = [p["row"] for _, pairs in _deduplicated_pairs(generated) for p in pairs]
     # a directory, or a shipped reader's name
@@ -235,7 +235,7 @@ def _reader_checked(cfg: GeneratedDataConfig, generated: list[dict], out: Path) 
 def _reader_kept(checked: list[dict], min_f1: float) -> list[dict]:
     """(c_reader): the checked pairs whose reader answer agrees (``round_trip_f1 >= min_f1``),
     then exact duplicates across the corpus dropped, as ``qgen generate`` does."""
-    from qgen.filters import CorpusDedup
+    from qgen.generation.filters import CorpusDedup
 
     dedup = CorpusDedup()
     return [
@@ -251,9 +251,9 @@ def _train_and_score(cfg, name: str, rows: list[dict], dev: str, out: Path, seed
     import torch
     from transformers import TrainingArguments
 
-    from qgen.reader import evaluate_reader
-    from qgen.reader_training import ReaderArguments, train_reader
-    from qgen.training import cpu_has_native_bf16
+    from qgen.generation.reader import evaluate_reader
+    from qgen.training.reader import ReaderArguments, train_reader
+    from qgen.training.trainer import cpu_has_native_bf16
 
     data = out / f"train-{name}.jsonl"
     _write_jsonl([{k: r[k] for k in _SQUAD_FIELDS} for r in rows], str(data))
@@ -308,7 +308,7 @@ def run_study(cfg: GeneratedDataConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if cfg.quick:
         cfg.passages, cfg.epochs = min(cfg.passages, 12), 1.0
-    from qgen.squad import load_squad
+    from qgen.io.squad import load_squad
 
     human = [r for r in load_squad(train) if r["answers"]["text"]]
     generated = _read_jsonl(_generate(cfg, human, out))

@@ -17,7 +17,7 @@ import tempfile
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import BertTokenizer, PreTrainedTokenizerFast
 
-from .modeling import UniLMConfig, UniLMForQAGeneration
+from qgen.modeling.unilm import UniLMConfig, UniLMForQAGeneration
 
 __all__ = [
     "tiny_wordpiece_tokenizer",

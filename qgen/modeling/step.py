@@ -23,8 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from decoding.protocol import select_rows
-
-from .modeling import UniLMForQAGeneration, unilm_attention_mask
+from qgen.modeling.unilm import UniLMForQAGeneration, unilm_attention_mask
 
 __all__ = ["PrefilledStepModel", "KVCache", "UniLMState", "UniLMStepModel"]
 

@@ -28,13 +28,38 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .data import check_passage
-from .squad import QGenDataError
+from qgen.io.squad import QGenDataError
 
-__all__ = ["FORMATS", "PASSAGE_FIELDS", "Passage", "count_passages", "iter_passages"]
+__all__ = [
+    "FORMATS",
+    "PASSAGE_FIELDS",
+    "Passage",
+    "check_passage",
+    "check_passages",
+    "count_passages",
+    "iter_passages",
+]
 
 FORMATS = (".txt", ".jsonl", ".json", ".parquet", ".csv")
 PASSAGE_FIELDS = ("context", "passage", "text")
+
+
+def check_passage(text, where: str) -> str:
+    """The one check of a passage given to qgen (by the CLI, the pipeline, `QAGenerator`): a
+    non-empty string. Raises `QGenDataError` (a ValueError) naming ``where`` (``passages[3]``,
+    ``p.jsonl: line 7: field 'context'``)."""
+    if not isinstance(text, str):
+        raise QGenDataError(f"{where} must be a string, got {type(text).__name__}")
+    if not text.strip():
+        raise QGenDataError(f"{where} is an empty passage")
+    return text
+
+
+def check_passages(passages) -> list[str]:
+    """`check_passage` on each item of a sequence (``passages[i]``); returns them as a list."""
+    if isinstance(passages, str):
+        raise QGenDataError("passages must be a list of strings, got one string")
+    return [check_passage(p, f"passages[{i}]") for i, p in enumerate(passages)]
 
 
 @dataclass(frozen=True)

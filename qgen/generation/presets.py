@@ -3,7 +3,7 @@
 Stage 1 (the answer) defaults to consistent nucleus sampling, top-p 0.95; stage 2 (the question)
 to beam search with 5 beams and no length normalisation. ``PRESETS`` names these defaults and
 Su's two published settings: ``"su-2020-07"`` (the post's examples: top-k 5 sampling, beam 5) and
-``"su-2020-11"`` (the script from Nov 2020 on: top-p 0.95, greedy). Used by `qgen.generation`.
+``"su-2020-11"`` (the script from Nov 2020 on: top-p 0.95, greedy). Used by `qgen.generation.generator`.
 """
 
 from __future__ import annotations

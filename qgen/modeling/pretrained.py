@@ -31,7 +31,6 @@ __all__ = [
     "check_model_dir",
     "default_model_path",
     "default_reader_path",
-    "export_model",
     "load_model",
     "quantize_int8",
     "shipped_or_path",
@@ -39,7 +38,7 @@ __all__ = [
 
 DEFAULT_MODEL = "en-qag-minilm-l6"
 DEFAULT_READER = "en-reader-minilm-l6"
-MODELS_DIR = Path(__file__).resolve().parent / "models"
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"  # qgen/models
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 _TOKENIZER = ("tokenizer.json", "vocab.txt", "sentencepiece.bpe.model", "spiece.model")
 
@@ -96,7 +95,7 @@ def check_model_dir(path: str | os.PathLike, hint: str = "", reader: bool = Fals
         model_type, architectures = fields.get("model_type"), fields.get("architectures") or []
     except (OSError, json.JSONDecodeError, AttributeError) as err:
         raise QGenModelError(f"{config}: cannot read model config ({err}).{suffix}") from None
-    from .modeling import UniLMConfig
+    from qgen.modeling.unilm import UniLMConfig
 
     if reader:
         if not any(a.endswith("ForQuestionAnswering") for a in architectures):
@@ -173,7 +172,7 @@ def load_model(
     import torch
     from transformers import AutoTokenizer
 
-    from .modeling import UniLMForQAGeneration
+    from qgen.modeling.unilm import UniLMForQAGeneration
 
     if path is None:
         path = default_model_path()
@@ -206,47 +205,3 @@ def quantize_int8(model):
     with warnings.catch_warnings():  # torch.ao's notice that this API moves to torchao
         warnings.simplefilter("ignore")
         return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-
-
-def export_model(
-    checkpoint: str | os.PathLike,
-    output: str | os.PathLike,
-    generation_config=None,
-    task: str | None = None,
-) -> str:
-    """Write a trained checkpoint as a compact qgen model directory (how the shipped model is
-    made): fp16 safetensors in one file whose config says float32 (so it loads as float32),
-    the tokenizer, and the decoding settings.
-
-    Args:
-        checkpoint: a training output or checkpoint directory (model + tokenizer).
-        output: the directory to write.
-        generation_config: a `QAGenerationConfig` to save beside it (default: the checkpoint's,
-            else the defaults).
-        task: the task it was trained for (default: the checkpoint's ``qgen_task``).
-
-    Returns:
-        The output directory.
-    """
-    import torch
-    from transformers import AutoTokenizer
-
-    from .generation_config import QAGenerationConfig
-    from .modeling import UniLMForQAGeneration
-
-    model = UniLMForQAGeneration.from_pretrained(checkpoint, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    if task is not None:
-        model.config.qgen_task = task
-    if generation_config is None:
-        generation_config = QAGenerationConfig.from_pretrained(checkpoint)
-    os.makedirs(output, exist_ok=True)
-    model.half().save_pretrained(output, max_shard_size="2GB")
-    config_path = Path(output) / "config.json"
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    config["dtype"] = "float32"  # compute dtype; the tensors on disk are fp16
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tokenizer.save_pretrained(output)
-    generation_config.save_pretrained(output)
-    check_model_dir(output)
-    return str(output)

@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
-from .data import UniLMCollator, encode_source, special_token_ids
-from .filters import token_f1
+from qgen.generation.filters import token_f1
+from qgen.modeling.inputs import UniLMCollator, encode_source, special_token_ids
 
 __all__ = [
     "round_trip_answers", "round_trip_filter", "round_trip_margins", "round_trip_scores",

@@ -17,9 +17,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .options import CLIError
 
-__all__ = ["JournaledOutput", "journal_path", "read_journal"]
+class OutputError(ValueError):
+    """An output that this run may not write (exists, belongs to another command, damaged)."""
+
+
+__all__ = ["JournaledOutput", "OutputError", "journal_path", "read_journal"]
 
 
 def journal_path(path: str) -> str:
@@ -101,7 +104,7 @@ class JournaledOutput:
                     os.remove(p)
         if journal is not None and journal.fingerprint != fingerprint and not append:
             diff = _differences(journal.fingerprint or {}, fingerprint)
-            raise CLIError(
+            raise OutputError(
                 f"{path}: made by a different command (it differs in {', '.join(diff)}); pass "
                 "--overwrite to replace it, or --append to add this run to it"
             )
@@ -110,13 +113,13 @@ class JournaledOutput:
             size = os.path.getsize(path) if os.path.exists(path) else -1
             if size < journal.end or (journal.complete and size != journal.end):
                 what = "missing" if size < 0 else f"{size} bytes, its journal says {journal.end}"
-                raise CLIError(
+                raise OutputError(
                     f"{path}: the output does not match its journal ({what}): it was changed "
                     "after the run; pass --overwrite to generate it again"
                 )
             self.journal = journal  # resume (or nothing left to do)
         elif os.path.exists(path) and not append:
-            raise CLIError(
+            raise OutputError(
                 f"{path}: output exists; pass --overwrite to replace it or --append to add to it"
             )
         else:

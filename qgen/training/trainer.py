@@ -17,9 +17,10 @@ import torch
 from transformers import AutoTokenizer
 from transformers.trainer_utils import get_last_checkpoint
 
-from qgen.data import TASKS, UniLMCollator, build_features
-from qgen.modeling import UniLMForQAGeneration
-from qgen.squad import drop_long_answers, load_squad
+from qgen.io.squad import drop_long_answers, load_squad
+from qgen.modeling.inputs import TASKS, UniLMCollator
+from qgen.modeling.unilm import UniLMForQAGeneration
+from qgen.training.features import build_features
 
 # the QG script takes the regularizer options (--fgm_epsilon, --clip_mode, ...; docs/qgen.md,
 # "Training", and docs/regularization.md, "Use")

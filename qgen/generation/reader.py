@@ -3,7 +3,7 @@ through transformers' ``question-answering`` pipeline (windows with a stride, be
 
 Two uses in qgen: the round trip of generated pairs with a second model (``qgen generate
 --round_trip_reader DIR``: keep a pair when the reader, asked its question, finds its answer),
-and measuring what generated data is worth (train a reader on it with `qgen.reader_training`,
+and measuring what generated data is worth (train a reader on it with `qgen.training.reader`,
 score it on human questions with `evaluate_reader`).
 """
 
@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from .filters import normalize_answer, token_f1
+from qgen.generation.filters import normalize_answer, token_f1
 
 __all__ = ["ExtractiveReader", "evaluate_reader", "squad_scores"]
 
@@ -127,7 +127,7 @@ def evaluate_reader(
     path: str | os.PathLike, squad_file: str, batch_size: int = 16, max_samples: int | None = None
 ) -> dict[str, float]:
     """Exact match and F1 of a reader on the questions of a SQuAD-format file."""
-    from .squad import load_squad
+    from qgen.io.squad import load_squad
 
     rows = load_squad(squad_file)
     rows = rows.filter(lambda r: len(r["answers"]["text"]) > 0)

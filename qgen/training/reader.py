@@ -1,5 +1,5 @@
 """Fine-tune an extractive QA reader (``AutoModelForQuestionAnswering``) on SQuAD-format data with
-the HF `Trainer`: for the round trip of generated pairs (`qgen.reader`), and to measure what a
+the HF `Trainer`: for the round trip of generated pairs (`qgen.generation.reader`), and to measure what a
 generated dataset is worth (train on it, score on human questions).
 
     python scripts/train_reader.py --model_name_or_path DIR --train_file qa.jsonl \
@@ -84,7 +84,7 @@ def train_reader(args: ReaderArguments, training_args) -> dict[str, float]:
         Trainer,
     )
 
-    from .squad import load_squad
+    from qgen.io.squad import load_squad
 
     tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
     model = AutoModelForQuestionAnswering.from_pretrained(args.model_name_or_path)

@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from decoding import DecodingConfig
-
-from .presets import default_answer_config, default_question_config
+from qgen.generation.presets import default_answer_config, default_question_config
 
 __all__ = ["CONFIG_NAME", "QAGenerationConfig", "generator_kwargs"]
 

@@ -4,7 +4,7 @@ spaces a BERT tokenizer puts around CJK characters, and merge pairs with the sam
 A decoded answer rarely has the passage's exact spelling (WordPiece lower-cases and puts spaces
 around punctuation; character vocabularies put spaces between characters), so matching runs on
 folded text (no case, accents or whitespace) and maps back to the passage. Used by
-`qgen.generation.QAGenerator`.
+`qgen.generation.generator.QAGenerator`.
 """
 
 from __future__ import annotations

@@ -27,8 +27,7 @@ import evaluate
 
 from decoding import metrics as decoding_metrics
 from decoding.registry import Registry
-
-from .filters import normalize_answer, token_f1
+from qgen.generation.filters import normalize_answer, token_f1
 
 __all__ = [
     "tokenize_for_eval",
@@ -72,7 +71,7 @@ def _require_coco():
         from pycocoevalcap.rouge.rouge import Rouge
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "qgen.evaluation needs the coco-caption scorers: pip install 'qgen-toolkit[eval]' "
+            "qgen.evaluation.metrics needs the coco-caption scorers: pip install 'qgen-toolkit[eval]' "
             "(pycocoevalcap)"
         ) from err
     return Bleu, Rouge
@@ -269,7 +268,7 @@ def _group_sources(rows: Sequence[dict], task: str, max_samples: int | None) -> 
     ``qg``: a source is (passage, answer); ``sentence-qg``: the sentence holding the answer;
     ``qag``: the passage (its gold questions are kept for reference only).
     """
-    from qgen.data import answer_sentence_span
+    from qgen.modeling.inputs import answer_sentence_span
 
     groups: dict[tuple, dict] = {}
     for row in rows:
@@ -329,8 +328,8 @@ def evaluate_model(
             sources (SQuAD files are sorted by article).
         output: optional JSON-lines file with one line per source: the source, the
             prediction(s) and the references.
-        int8: run on the CPU with int8 linear layers (`qgen.pretrained.quantize_int8`).
-        **settings: :class:`qgen.generation.QAGenerator` arguments; each replaces the model's
+        int8: run on the CPU with int8 linear layers (`qgen.modeling.pretrained.quantize_int8`).
+        **settings: :class:`qgen.generation.generator.QAGenerator` arguments; each replaces the model's
             saved setting.
 
     Returns:
@@ -338,11 +337,11 @@ def evaluate_model(
     """
     import time
 
-    from qgen.data import TASKS
-    from qgen.generation import QAGenerator
-    from qgen.generation_config import generator_kwargs
-    from qgen.pretrained import load_model
-    from qgen.squad import load_squad
+    from qgen.generation.config import generator_kwargs
+    from qgen.generation.generator import QAGenerator
+    from qgen.io.squad import load_squad
+    from qgen.modeling.inputs import TASKS
+    from qgen.modeling.pretrained import load_model
 
     if task not in TASKS:
         raise ValueError(f"task={task!r} is not one of {TASKS}")
@@ -351,7 +350,7 @@ def evaluate_model(
     net, tok = load_model(model, "cpu" if int8 else None, int8=int8)
     rows = load_squad(input_path)
     if task == "qg":  # the answer goes into the source; answers over 64 tokens are not scored
-        from qgen.squad import drop_long_answers
+        from qgen.io.squad import drop_long_answers
 
         rows = drop_long_answers(rows, tok, 64)
     if sample_seed is not None:  # a random subset of sources instead of the first N (one topic)

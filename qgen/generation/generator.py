@@ -12,7 +12,7 @@ answer gets a turn (one more round).
 Passages longer than the source budget are split into overlapping windows. Both stages run
 through `decoding.decode` with the cached `UniLMStepModel`.
 
-Su's two published settings are in `qgen.presets.PRESETS`: ``"su-2020-07"`` (the post's
+Su's two published settings are in `qgen.generation.presets.PRESETS`: ``"su-2020-07"`` (the post's
 examples: top-k 5 sampling, beam 5) and ``"su-2020-11"`` (the script from Nov 2020 on: top-p
 0.95, greedy). The default is top-p 0.95 (consistent) + beam 5.
 """
@@ -35,19 +35,19 @@ from decoding import (
     decode,
     word_boundaries,
 )
-
-from .answer_location import (
+from qgen.generation.answers import (
     join_cjk,
     locate_answer,
     locate_tokens,
     merge_pairs,
 )
-from .data import check_passages, encode_source, passage_windows, special_token_ids
-from .fast_decoding import PrefilledStepModel, UniLMState, UniLMStepModel
-from .filters import normalize_question
-from .generation_config import QAGenerationConfig, generator_kwargs
-from .presets import PRESETS, default_answer_config, default_question_config
-from .pretrained import load_model
+from qgen.generation.config import QAGenerationConfig, generator_kwargs
+from qgen.generation.filters import normalize_question
+from qgen.generation.presets import PRESETS, default_answer_config, default_question_config
+from qgen.io.corpus import check_passages
+from qgen.modeling.inputs import encode_source, passage_windows, special_token_ids
+from qgen.modeling.pretrained import load_model
+from qgen.modeling.step import PrefilledStepModel, UniLMState, UniLMStepModel
 
 __all__ = ["QAGenerator"]
 
@@ -238,7 +238,7 @@ class QAGenerator:
                 replaces both saved stage configs).
 
         Raises:
-            qgen.pretrained.QGenModelError: the directory is missing, damaged or not a qgen
+            qgen.modeling.pretrained.QGenModelError: the directory is missing, damaged or not a qgen
                 model.
         """
         model, tokenizer = load_model(path, device)

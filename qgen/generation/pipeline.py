@@ -20,11 +20,11 @@ from typing import Any
 
 from transformers import Pipeline
 
-from .data import check_passages
-from .generation import QAGenerator
-from .generation_config import generator_kwargs
-from .modeling import UniLMForQAGeneration
-from .pretrained import default_model_path
+from qgen.generation.config import generator_kwargs
+from qgen.generation.generator import QAGenerator
+from qgen.io.corpus import check_passages
+from qgen.modeling.pretrained import default_model_path
+from qgen.modeling.unilm import UniLMForQAGeneration
 
 __all__ = ["QAGenerationPipeline", "TASK", "ShippedModelDefault"]
 
@@ -65,7 +65,7 @@ class QAGenerationPipeline(Pipeline):
             span of the passage (default False).
         batch_size: passage windows per decoding call (default 8).
         answer_config, question_config, preset, max_source_length, window_stride, use_cache,
-        seed, constrain_answers, answer_candidates: as in `qgen.generation.QAGenerator`.
+        seed, constrain_answers, answer_candidates: as in `qgen.generation.generator.QAGenerator`.
 
     Returns:
         For one passage (a string) a list of pairs; for a list of passages, one list per passage.
