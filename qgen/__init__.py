@@ -8,6 +8,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from qgen.generation.config import QAGenerationConfig
+from qgen.generation.dataset import generate_dataset, iter_dataset
 from qgen.generation.generator import QAGenerator
 from qgen.generation.pipeline import TASK, QAGenerationPipeline, ShippedModelDefault
 from qgen.generation.presets import PRESETS
@@ -31,6 +32,8 @@ __all__ = [
     "UniLMOutput",
     "UniLMStepModel",
     "build_features",
+    "generate_dataset",
+    "iter_dataset",
     "default_model_path",
     "load_squad",
     "split_passage",

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import sys
@@ -22,8 +21,8 @@ from qgen.cli.options import (
     generator_settings,
     resolve_model_dir,
 )
-from qgen.generation.filters import CorpusDedup, filter_passage_pairs, token_f1
-from qgen.io.corpus import Passage, count_passages, iter_passages
+from qgen.generation.dataset import BlockResult, CorpusFilter, iter_blocks
+from qgen.io.corpus import Passage, count_passages
 from qgen.io.journal import JournaledOutput, journal_path, read_journal
 from qgen.modeling.pretrained import DEFAULT_READER
 
@@ -102,32 +101,16 @@ def add_arguments(gen: argparse.ArgumentParser) -> None:
     add_decoding_arguments(gen)
 
 
-_ROUND_TRIP_FIELDS = ("round_trip_margin", "round_trip_f1")
 QAG_READER = "qag"  # --round_trip_reader qag: the generating model reads its own questions
 
 
-def _records(passage: Passage, pairs: list[dict]) -> list[dict]:
-    return [
-        {
-            "id": f"{passage.id}-{k}",
-            "title": passage.title,
-            "context": passage.context,
-            "question": pair["question"],
-            "answers": {"text": [pair["answer"]], "answer_start": [pair["answer_start"]]},
-            "score": pair["score"],
-            **{key: pair[key] for key in _ROUND_TRIP_FIELDS if key in pair},
-        }
-        for k, pair in enumerate(pairs)
-    ]
-
-
-def _print_pairs(passage: Passage, pairs: list[dict], number: int) -> None:
+def _print_pairs(passage: Passage, records: list[dict], number: int) -> None:
     head = passage.context if len(passage.context) <= 100 else passage.context[:97] + "..."
     print(f"[{number}] {head}")
-    for pair in pairs:
-        print(f"    Q: {pair['question']}")
-        print(f"    A: {pair['answer']}")
-    if not pairs:
+    for record in records:
+        print(f"    Q: {record['question']}")
+        print(f"    A: {record['answers']['text'][0]}")
+    if not records:
         print("    (no pair)")
     print()
 
@@ -142,19 +125,6 @@ def _process_group() -> tuple[int, int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     return rank, world, int(os.environ.get("LOCAL_RANK", str(rank)))
-
-
-def _blocks(source: str, batch_size: int):
-    """``(index, passages)`` for consecutive blocks of the input, read as a stream."""
-    block: list[Passage] = []
-    index = 0
-    for passage in iter_passages(source):
-        block.append(passage)
-        if len(block) == batch_size:
-            yield index, block
-            block, index = [], index + 1
-    if block:
-        yield index, block
 
 
 def _fingerprint(args: argparse.Namespace, model_dir: str, settings: dict, world: int) -> dict:
@@ -214,32 +184,23 @@ def _merge_shards(output: str, world: int, fingerprint: dict, n_blocks: int) -> 
     if missing:
         raise CLIError(f"{shards[missing[0] % world]}: block {missing[0]} is missing")
     merged = JournaledOutput(output, fingerprint, overwrite=True, append=False)
-    dedup = None if fingerprint["filters"] is None else CorpusDedup()
+    corpus = None if fingerprint["filters"] is None else CorpusFilter()
     for b in range(n_blocks):
         entry = journals[b % world].blocks[b]
         with open(shards[b % world], "rb") as f:
             f.seek(entry["start"])
             lines = f.read(entry["end"] - entry["start"]).decode("utf-8").splitlines()
-        records = [json.loads(line) for line in lines]
-        filtered = dict(entry.get("filtered", {}))
-        if dedup is not None:  # across the whole corpus, in corpus order, as one process does
-            kept = [r for r in records if dedup.add(r["question"], r["answers"]["text"][0])]
-            filtered["corpus_duplicate_question"] = len(records) - len(kept)
-            empty = entry["empty"] + _emptied(records, kept)
-            records = kept
-        else:
-            empty = entry["empty"]
-        merged.write_block(b, records, entry["passages"], empty, filtered)
+        block = BlockResult(
+            [json.loads(line) for line in lines], entry["passages"], entry["empty"],
+            Counter(entry.get("filtered", {})),
+        )  # fmt: skip
+        if corpus is not None:  # across the whole corpus, in corpus order, as one process does
+            block = corpus(block)
+        merged.write_block(b, block.records, block.passages, block.empty, dict(block.filtered))
     merged.finish()
     for s in shards:
         for path in (s, journal_path(s)):
             os.remove(path)
-
-
-def _emptied(before: list[dict], after: list[dict]) -> int:
-    """Passages that had records before a filter and none after it."""
-    passage_of = lambda r: r["id"].rsplit("-", 1)[0]  # noqa: E731  (ids are "<passage>-<k>")
-    return len({passage_of(r) for r in before} - {passage_of(r) for r in after})
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -323,12 +284,15 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _generate(args, model_dir, settings, out, total, mine, local_rank, world) -> dict:
-    """Generate the blocks ``mine`` that ``out`` does not hold yet, dropping duplicates;
-    returns this run's counts (passages, pairs kept, passages without a pair, filtered)."""
+    """Generate the blocks ``mine`` that ``out`` does not hold yet, through the dataset chain
+    (`qgen.generation.dataset`); returns this run's counts (passages, pairs kept, passages
+    without a pair, filtered)."""
     import torch
     from tqdm.auto import tqdm
 
+    from qgen.generation.dataset import DatasetChain
     from qgen.generation.generator import QAGenerator
+    from qgen.generation.round_trip import ReaderRoundTrip, SelfRoundTrip
     from qgen.modeling.pretrained import load_model
 
     device = args.device
@@ -342,89 +306,53 @@ def _generate(args, model_dir, settings, out, total, mine, local_rank, world) ->
         )  # fmt: skip
     except ValueError as err:
         raise CLIError(str(err)) from None
+    round_trip = None
+    if args.round_trip and args.round_trip_reader == QAG_READER:
+        round_trip = SelfRoundTrip.of(generator, args.round_trip_f1)
+    elif args.round_trip:  # on the generator's device, one reader per process
+        round_trip = ReaderRoundTrip(
+            args.round_trip_reader, args.round_trip_f1, str(generator.device)
+        )
+    chain = DatasetChain(
+        generator, filters=not args.keep_duplicates,
+        near_duplicate_jaccard=args.near_duplicate_jaccard, round_trip=round_trip,
+        keep_non_span_answers=args.keep_non_span_answers, batch_size=args.batch_size,
+    )  # fmt: skip
     done = out.done if out is not None else {}
     todo = set(mine) - set(done)
     size = _block(args)
     passages_of = {b: min(size, total - b * size) for b in mine}
     counts = {"passages": 0, "pairs": 0, "passages_without_pairs": 0, "filtered": Counter()}
     # one process drops corpus-wide duplicates as it goes; several leave it to the merge
-    dedup = CorpusDedup() if not args.keep_duplicates and world == 1 else None
-    if dedup is not None and out is not None and done:
-        dedup.update(out.records())  # resuming: what was kept before counts as seen
+    corpus = None
+    if not args.keep_duplicates and world == 1:
+        corpus = CorpusFilter(out.records() if out is not None and done else ())
     with tqdm(
         total=sum(passages_of.values()), initial=sum(passages_of[b] for b in done if b in passages_of),
         unit="passage", disable=args.quiet or out is None, dynamic_ncols=True,
     ) as bar:  # fmt: skip
-        for b, chunk in _blocks(args.input, size):
+        for b, chunk in iter_blocks(args.input, size):
             if b not in todo:
                 continue
-            if args.seed is not None:
-                generator.seed = args.seed + b  # each block its own stream: shard-independent
-            results = generator.generate(
-                [p.context for p in chunk],
-                batch_size=args.batch_size,
-                keep_non_span_answers=args.keep_non_span_answers,
-            )
-            filtered: Counter = Counter()
-            if not args.keep_duplicates:
-                results = [_filter(pairs, args, filtered) for pairs in results]
-            if args.round_trip:
-                results = [
-                    _round_trip(generator, p.context, pairs, args, filtered)
-                    for p, pairs in zip(chunk, results)
-                ]
-            records = [r for p, pairs in zip(chunk, results) for r in _records(p, pairs)]
-            empty = sum(not pairs for pairs in results)
-            if dedup is not None:  # after numbering, exactly as the merge of several processes
-                kept = [r for r in records if dedup.add(r["question"], r["answers"]["text"][0])]
-                filtered["corpus_duplicate_question"] += len(records) - len(kept)
-                empty += _emptied(records, kept)
-                records = kept
+            # each block its own stream: shard-independent
+            result = chain.block(chunk, None if args.seed is None else args.seed + b)
+            if corpus is not None:  # after numbering, exactly as the merge of several processes
+                result = corpus(result)
             if out is None:
-                kept_ids = {r["id"] for r in records}
-                for k, (passage, pairs) in enumerate(zip(chunk, results)):
-                    shown = [p for j, p in enumerate(pairs) if f"{passage.id}-{j}" in kept_ids]
+                for k, passage in enumerate(chunk):
+                    shown = [r for r in result.records if r["id"].rsplit("-", 1)[0] == passage.id]
                     _print_pairs(passage, shown, b * size + k + 1)
             else:
-                out.write_block(b, records, len(chunk), empty, filtered)
-            counts["filtered"].update(filtered)
+                out.write_block(b, result.records, len(chunk), result.empty, result.filtered)
+            counts["filtered"].update(result.filtered)
             counts["passages"] += len(chunk)
-            counts["pairs"] += len(records)
-            counts["passages_without_pairs"] += empty
+            counts["pairs"] += len(result.records)
+            counts["passages_without_pairs"] += result.empty
             bar.update(len(chunk))
     if out is not None:
         out.finish()
     counts["filtered"] = dict(counts["filtered"])
     return counts
-
-
-def _round_trip(generator, passage: str, pairs: list[dict], args, filtered: Counter) -> list[dict]:
-    """The pairs that pass the round trip, each with what it measured (written with the record,
-    to rank by): ``round_trip_f1`` of an extractive reader's answer, or the qag model's
-    ``round_trip_margin`` (`qgen.generation.round_trip.round_trip_margins`; ``None`` where no other answer
-    was there to tell it from)."""
-    if args.round_trip_reader != QAG_READER:
-        device = str(next(generator.model.parameters()).device)  # the generator's, per process
-        answers = _reader(args.round_trip_reader, device).answer(
-            [passage] * len(pairs), [p["question"] for p in pairs]
-        )
-        checked = [
-            {**p, "round_trip_f1": token_f1(a["answer"], p["answer"])}
-            for p, a in zip(pairs, answers)
-        ]
-        kept = [p for p in checked if p["round_trip_f1"] >= args.round_trip_f1]
-    else:
-        from qgen.generation.round_trip import round_trip_filter
-
-        kept, _ = round_trip_filter(
-            generator.model, generator.tokenizer, passage, pairs, args.round_trip_f1,
-            generator.max_source_length, margin_key="round_trip_margin",
-        )  # fmt: skip
-        for p in kept:  # copies: four decimals are plenty in the output
-            if p["round_trip_margin"] is not None:
-                p["round_trip_margin"] = round(p["round_trip_margin"], 4)
-    filtered["round_trip"] += len(pairs) - len(kept)
-    return kept
 
 
 def resolve_round_trip_reader(name: str | None, model: str | None) -> str:
@@ -456,19 +384,6 @@ def resolve_round_trip_reader(name: str | None, model: str | None) -> str:
     except QGenModelError as err:
         raise CLIError(f"--round_trip_reader: {err}") from None
     return path
-
-
-@functools.lru_cache(maxsize=1)
-def _reader(path: str, device: str):
-    from qgen.generation.reader import ExtractiveReader
-
-    return ExtractiveReader(path, device)
-
-
-def _filter(pairs: list[dict], args, filtered: Counter) -> list[dict]:
-    kept, dropped = filter_passage_pairs(pairs, args.near_duplicate_jaccard)
-    filtered.update(dropped)
-    return kept
 
 
 def report(summary: dict) -> None:

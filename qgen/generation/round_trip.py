@@ -26,8 +26,8 @@ from qgen.generation.filters import token_f1
 from qgen.modeling.inputs import UniLMCollator, encode_source, special_token_ids
 
 __all__ = [
-    "round_trip_answers", "round_trip_filter", "round_trip_margins", "round_trip_scores",
-    "score_targets",
+    "ReaderRoundTrip", "RoundTrip", "SelfRoundTrip", "round_trip_answers", "round_trip_filter",
+    "round_trip_margins", "round_trip_scores", "score_targets",
 ]  # fmt: skip
 
 # (answer, question) targets packed after one copy of the passage: about 24 x 20 tokens, so a row
@@ -175,3 +175,104 @@ def round_trip_filter(
         if m >= 0
     ]
     return kept, len(pairs) - len(kept)
+
+
+# ----------------------------------------------------------------- the round trip, one interface
+
+
+class RoundTrip:
+    """A reader that checks generated pairs (Alberti et al. 2019): asked each question, does it
+    find the pair's answer? `score` gives every pair its measure under ``key``; `keeps` says
+    whether that measure passes; `check` does both. Two readers implement it:
+    `ReaderRoundTrip` (an extractive QA model) and `SelfRoundTrip` (the generating qag model
+    reading its own questions).
+    """
+
+    key: str = "round_trip"
+    name: str = "round trip"
+
+    def score(self, passage: str, pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Copies of ``pairs``, each with its measure under ``self.key``."""
+        raise NotImplementedError
+
+    def keeps(self, pair: dict[str, Any]) -> bool:
+        """Whether a scored pair passes."""
+        raise NotImplementedError
+
+    def check(self, passage: str, pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The pairs that pass, in their order, each with its measure."""
+        if not pairs:
+            return []
+        return [p for p in self.score(passage, pairs) if self.keeps(p)]
+
+
+class ReaderRoundTrip(RoundTrip):
+    """The round trip with an extractive reader: it answers each question, and a pair passes
+    when that answer has token F1 >= ``min_f1`` with the pair's (``round_trip_f1``).
+
+    Args:
+        reader: a `qgen.generation.reader.ExtractiveReader`, a reader model directory, or None
+            for the keep rule alone (pairs scored before, e.g. cached).
+        min_f1: the agreement a pair needs (1.0: the same answer, normalised; above 1 nothing
+            passes).
+        device: where a reader loaded from a directory runs.
+    """
+
+    key = "round_trip_f1"
+
+    def __init__(self, reader, min_f1: float = 1.0, device: str | None = None):
+        if min_f1 < 0:
+            raise ValueError(f"min_f1 must be >= 0, got min_f1={min_f1}")
+        if isinstance(reader, (str, bytes)) or hasattr(reader, "__fspath__"):
+            from qgen.generation.reader import ExtractiveReader
+
+            self.name = str(reader)
+            reader = ExtractiveReader(reader, device)
+        else:
+            self.name = getattr(reader, "name", type(reader).__name__)
+        self.reader, self.min_f1 = reader, min_f1
+
+    def score(self, passage: str, pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if self.reader is None:
+            raise ValueError("this ReaderRoundTrip has no reader: it only applies its keep rule")
+        answers = self.reader.answer([passage] * len(pairs), [p["question"] for p in pairs])
+        return [{**p, self.key: token_f1(a["answer"], p["answer"])} for p, a in zip(pairs, answers)]
+
+    def keeps(self, pair: dict[str, Any]) -> bool:
+        return pair[self.key] >= self.min_f1
+
+
+class SelfRoundTrip(RoundTrip):
+    """The round trip with the qag model itself: a pair passes when the model reads its question
+    as asking for its own answer among the passage's answers (`round_trip_margins` >= 0, in
+    nats, under ``round_trip_margin``; None where no other answer was there to tell it from).
+
+    Args:
+        model, tokenizer: the generating qag model (e.g. ``generator.model``).
+        min_f1: token F1 from which another answer counts as the pair's own.
+        max_source_length: source tokens of the windows it reads.
+    """
+
+    key = "round_trip_margin"
+    name = "qag"
+
+    def __init__(self, model, tokenizer, min_f1: float = 1.0, max_source_length: int = 320):
+        if not 0.0 <= min_f1 <= 1.0:
+            raise ValueError(f"min_f1 must be in [0, 1], got min_f1={min_f1}")
+        self.model, self.tokenizer = model, tokenizer
+        self.min_f1, self.max_source_length = min_f1, max_source_length
+
+    @classmethod
+    def of(cls, generator, min_f1: float = 1.0) -> SelfRoundTrip:
+        """The round trip of a `QAGenerator`'s own model, over its windows."""
+        return cls(generator.model, generator.tokenizer, min_f1, generator.max_source_length)
+
+    def score(self, passage: str, pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        margins = round_trip_margins(
+            self.model, self.tokenizer, passage, pairs, self.min_f1, self.max_source_length
+        )
+        return [{**p, self.key: None if math.isinf(m) else m} for p, m in zip(pairs, margins)]
+
+    def keeps(self, pair: dict[str, Any]) -> bool:
+        margin = pair[self.key]
+        return margin is None or margin >= 0

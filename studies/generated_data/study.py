@@ -36,6 +36,7 @@ import os
 import random
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -175,73 +176,75 @@ def _generate(cfg: GeneratedDataConfig, train_rows: list[dict], out: Path) -> st
 
 
 def _deduplicated_pairs(generated: list[dict]):
-    """For each passage, its generated rows as ``qgen.generation.filters`` pairs (the row under ``"row"``)
-    after the passage's duplicate filter, as ``qgen generate`` runs it before the round trip."""
-    from qgen.generation.filters import filter_passage_pairs
+    """For each passage, its generated rows as pairs of the dataset chain (the row under
+    ``"row"``) after the passage's duplicate filter (`DatasetChain.postprocess` without a round
+    trip), as ``qgen generate`` runs it before the round trip."""
+    from qgen.generation.dataset import DatasetChain
 
+    chain = DatasetChain(None)
     for passage, rows in _by_passage(generated).items():
         pairs = [{"question": r["question"], "answer": r["answers"]["text"][0],
                   "answer_start": r["answers"]["answer_start"][0], "score": r["score"], "row": r}
                  for r in rows]  # fmt: skip
-        yield passage, filter_passage_pairs(pairs)[0]
+        yield passage, chain.postprocess(passage, pairs, Counter())
+
+
+def _corpus_kept(rows: list[dict]) -> list[dict]:
+    """The rows left after the chain's corpus filter (exact duplicates across the corpus)."""
+    from qgen.generation.dataset import BlockResult, CorpusFilter
+
+    return CorpusFilter()(BlockResult(rows, 0, 0)).records
 
 
 def _filtered(cfg: GeneratedDataConfig, generated: list[dict], out: Path) -> list[dict]:
-    """(c): duplicates dropped, then the round trip with the qag model (cached in a file); each
+    """(c): the chain with the qag model's round trip (`SelfRoundTrip`; cached in a file): each
     kept row carries its ``round_trip_margin`` (``None`` where no other answer was there to tell
     it from)."""
     path = out / "filtered.jsonl"
     if path.exists():
         return _read_jsonl(str(path))
-    from qgen.generation.filters import CorpusDedup
-    from qgen.generation.round_trip import round_trip_filter
+    from qgen.generation.round_trip import SelfRoundTrip
     from qgen.modeling.pretrained import load_model
 
-    model, tokenizer = load_model(cfg.model, _device(cfg))
-    dedup, kept_rows = CorpusDedup(), []
-    for passage, pairs in _deduplicated_pairs(generated):
-        pairs, _ = round_trip_filter(
-            model, tokenizer, passage, pairs, margin_key="round_trip_margin"
-        )
-        for p in pairs:
-            if dedup.add(p["question"], p["answer"]):
-                kept_rows.append({**p["row"], "round_trip_margin": p["round_trip_margin"]})
+    round_trip = SelfRoundTrip(*load_model(cfg.model, _device(cfg)))
+    kept_rows = [
+        {**p["row"], "round_trip_margin": p["round_trip_margin"]}
+        for passage, pairs in _deduplicated_pairs(generated)
+        for p in round_trip.check(passage, pairs)
+    ]
+    kept_rows = _corpus_kept(kept_rows)
     _write_jsonl(kept_rows, str(path))
     return kept_rows
 
 
 def _reader_checked(cfg: GeneratedDataConfig, generated: list[dict], out: Path) -> list[dict]:
-    """Every pair that survives its passage's duplicate filter, with the token F1 of the answer
-    that ``cfg.round_trip_reader`` gives its question (``round_trip_f1``; cached in a file: the
+    """Every pair that survives its passage's duplicate filter, with the ``round_trip_f1`` that
+    ``cfg.round_trip_reader`` gives it (`ReaderRoundTrip.score`; cached in a file: the
     threshold is applied by `_reader_kept`)."""
     path = out / "reader_round_trip.jsonl"
     if path.exists():
         return _read_jsonl(str(path))
-    from qgen.generation.filters import token_f1
-    from qgen.generation.reader import ExtractiveReader
+    from qgen.generation.round_trip import ReaderRoundTrip
     from qgen.modeling.pretrained import shipped_or_path
 
-    rows = [p["row"] for _, pairs in _deduplicated_pairs(generated) for p in pairs]
     # a directory, or a shipped reader's name
-    reader = ExtractiveReader(shipped_or_path(cfg.round_trip_reader), _device(cfg))
-    answers = reader.answer([r["context"] for r in rows], [r["question"] for r in rows], 64)
-    checked = [{**r, "round_trip_answer": a["answer"],
-                "round_trip_f1": token_f1(a["answer"], r["answers"]["text"][0])}
-               for r, a in zip(rows, answers)]  # fmt: skip
+    reader = ReaderRoundTrip(shipped_or_path(cfg.round_trip_reader), device=_device(cfg))
+    checked = [
+        {**p["row"], reader.key: p[reader.key]}
+        for passage, pairs in _deduplicated_pairs(generated)
+        for p in reader.score(passage, pairs)
+    ]
     _write_jsonl(checked, str(path))
     return checked
 
 
 def _reader_kept(checked: list[dict], min_f1: float) -> list[dict]:
-    """(c_reader): the checked pairs whose reader answer agrees (``round_trip_f1 >= min_f1``),
-    then exact duplicates across the corpus dropped, as ``qgen generate`` does."""
-    from qgen.generation.filters import CorpusDedup
+    """(c_reader): the checked pairs that the reader's keep rule passes at ``min_f1``
+    (`ReaderRoundTrip.keeps`), then the corpus filter, as ``qgen generate`` does."""
+    from qgen.generation.round_trip import ReaderRoundTrip
 
-    dedup = CorpusDedup()
-    return [
-        r for r in checked
-        if r["round_trip_f1"] >= min_f1 and dedup.add(r["question"], r["answers"]["text"][0])
-    ]  # fmt: skip
+    rule = ReaderRoundTrip(None, min_f1)
+    return _corpus_kept([r for r in checked if rule.keeps(r)])
 
 
 def _train_and_score(cfg, name: str, rows: list[dict], dev: str, out: Path, seed: int) -> dict:

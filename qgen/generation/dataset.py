@@ -1,0 +1,317 @@
+"""The dataset job: passages in, a filtered QA dataset (SQuAD schema) out.
+
+One chain over one record type, the same for the CLI (``qgen generate``), the Python API and the
+studies::
+
+    passages -> QAGenerator.generate -> per-passage duplicates -> round trip -> SQuAD records
+             -> corpus duplicates -> sink
+
+* per-passage duplicates (`filter_passage_pairs`): the same answer twice, the same or nearly the
+  same question (word-set Jaccard >= ``near_duplicate_jaccard``), best score kept;
+* the round trip (`qgen.generation.round_trip.RoundTrip`): a reader answers each question and
+  the pairs whose answer it finds are kept, each with its measure (``round_trip_f1`` or
+  ``round_trip_margin``), so users can rank;
+* corpus duplicates (`CorpusDedup`): a question + answer kept before anywhere in the corpus.
+
+In three lines::
+
+    import qgen
+    summary = qgen.generate_dataset("passages.txt", sink="qa.jsonl", round_trip="shipped")
+    print(summary)  # {'passages': ..., 'pairs': ..., 'passages_without_pairs': ..., 'filtered': {...}}
+
+`DatasetChain.block` runs the per-block part (generation to records) and `CorpusFilter` the
+corpus-wide part, so that the CLI can shard blocks over processes, journal them and resume, and
+still drop corpus duplicates in corpus order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from qgen.generation.filters import CorpusDedup, filter_passage_pairs
+from qgen.generation.round_trip import ReaderRoundTrip, RoundTrip, SelfRoundTrip
+from qgen.io.corpus import Passage, iter_passages
+
+__all__ = [
+    "BlockResult",
+    "CorpusFilter",
+    "DatasetChain",
+    "generate_dataset",
+    "iter_blocks",
+    "iter_dataset",
+    "resolve_round_trip",
+    "to_records",
+]
+
+# the measures a round trip writes with each record, rounded for the output
+_ROUND_TRIP_FIELDS = ("round_trip_margin", "round_trip_f1")
+
+
+def to_records(passage: Passage, pairs: list[dict]) -> list[dict]:
+    """SQuAD-schema records (``id, title, context, question, answers{text, answer_start}``)
+    for one passage's pairs, numbered ``<passage id>-<k>``, with each pair's ``score`` and its
+    round-trip measure when it has one."""
+    records = []
+    for k, pair in enumerate(pairs):
+        record = {
+            "id": f"{passage.id}-{k}",
+            "title": passage.title,
+            "context": passage.context,
+            "question": pair["question"],
+            "answers": {"text": [pair["answer"]], "answer_start": [pair["answer_start"]]},
+            "score": pair["score"],
+        }
+        for key in _ROUND_TRIP_FIELDS:
+            if key in pair:
+                value = pair[key]
+                # four decimals are plenty in the output
+                record[key] = (
+                    round(value, 4) if key == "round_trip_margin" and value is not None else value
+                )
+        records.append(record)
+    return records
+
+
+def _passage_of(record: dict) -> str:
+    return str(record["id"]).rsplit("-", 1)[0]  # ids are "<passage>-<k>"
+
+
+@dataclass
+class BlockResult:
+    """One block of passages through the chain: its records and what happened to it."""
+
+    records: list[dict]
+    passages: int
+    empty: int  # passages without a record
+    filtered: Counter = field(default_factory=Counter)
+    pairs: list[list[dict]] = field(default_factory=list)  # per passage, before numbering
+
+
+class DatasetChain:
+    """Generate for a block of passages and post-process the pairs, per passage.
+
+    Args:
+        generator: a `QAGenerator`.
+        filters: drop each passage's duplicate answers and (near-)duplicate questions.
+        near_duplicate_jaccard: word-set overlap from which two questions count as one.
+        round_trip: a `RoundTrip` (or None: no check).
+        keep_non_span_answers: keep unconstrained answers that are not passage spans.
+        batch_size: passage windows per decoding call.
+    """
+
+    def __init__(
+        self,
+        generator,
+        *,
+        filters: bool = True,
+        near_duplicate_jaccard: float = 0.8,
+        round_trip: RoundTrip | None = None,
+        keep_non_span_answers: bool = False,
+        batch_size: int = 16,
+    ):
+        if not 0.0 < near_duplicate_jaccard <= 1.0:
+            raise ValueError(
+                f"near_duplicate_jaccard must be in (0, 1], got {near_duplicate_jaccard}"
+            )
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got batch_size={batch_size}")
+        self.generator = generator
+        self.filters = filters
+        self.near_duplicate_jaccard = near_duplicate_jaccard
+        self.round_trip = round_trip
+        self.keep_non_span_answers = keep_non_span_answers
+        self.batch_size = batch_size
+
+    def postprocess(self, passage: str, pairs: list[dict], filtered: Counter) -> list[dict]:
+        """One passage's pairs after its duplicate filter and the round trip (drops counted in
+        ``filtered`` by reason)."""
+        if self.filters:
+            pairs, dropped = filter_passage_pairs(pairs, self.near_duplicate_jaccard)
+            filtered.update(dropped)
+        if self.round_trip is not None:
+            kept = self.round_trip.check(passage, pairs)
+            filtered["round_trip"] += len(pairs) - len(kept)
+            pairs = kept
+        return pairs
+
+    def block(self, passages: list[Passage], seed: int | None = None) -> BlockResult:
+        """Generate for ``passages`` (sampled from ``seed`` when given) and post-process."""
+        if seed is not None:
+            self.generator.seed = seed
+        results = self.generator.generate(
+            [p.context for p in passages],
+            batch_size=self.batch_size,
+            keep_non_span_answers=self.keep_non_span_answers,
+        )
+        filtered: Counter = Counter()
+        results = [
+            self.postprocess(p.context, pairs, filtered) for p, pairs in zip(passages, results)
+        ]
+        records = [r for p, pairs in zip(passages, results) for r in to_records(p, pairs)]
+        empty = sum(not pairs for pairs in results)
+        return BlockResult(records, len(passages), empty, filtered, results)
+
+
+class CorpusFilter:
+    """Drop pairs repeated across the corpus, block by block in corpus order."""
+
+    def __init__(self, seen: Iterable[dict] = ()):
+        self.dedup = CorpusDedup()
+        self.dedup.update(seen)  # resuming: what was kept before counts as seen
+
+    def __call__(self, result: BlockResult) -> BlockResult:
+        before = result.records
+        kept = [r for r in before if self.dedup.add(r["question"], r["answers"]["text"][0])]
+        result.filtered["corpus_duplicate_question"] += len(before) - len(kept)
+        # passages that had records before the filter and none after it
+        result.empty += len({_passage_of(r) for r in before} - {_passage_of(r) for r in kept})
+        result.records = kept
+        return result
+
+
+def iter_blocks(passages, block_size: int) -> Iterator[tuple[int, list[Passage]]]:
+    """``(index, passages)`` for consecutive blocks of a corpus (a path or an iterable of
+    passages, strings or dicts; see `qgen.io.corpus.iter_passages`), read as a stream."""
+    if block_size < 1:
+        raise ValueError(f"block_size must be >= 1, got block_size={block_size}")
+    block: list[Passage] = []
+    index = 0
+    for passage in iter_passages(passages):
+        block.append(passage)
+        if len(block) == block_size:
+            yield index, block
+            block, index = [], index + 1
+    if block:
+        yield index, block
+
+
+def resolve_round_trip(round_trip, generator, min_f1: float = 1.0, device: str | None = None):
+    """A `RoundTrip` from what a user passes: None / False (no check), a `RoundTrip`,
+    ``"qag"`` (the generator's own model), ``"shipped"`` / True (the shipped English reader), a
+    shipped reader's name or a reader directory."""
+    if round_trip is None or round_trip is False:
+        return None
+    if isinstance(round_trip, RoundTrip):
+        return round_trip
+    if round_trip == "qag":
+        return SelfRoundTrip.of(generator, min_f1)
+    from qgen.modeling.pretrained import check_model_dir, default_reader_path, shipped_or_path
+
+    if round_trip is True or round_trip == "shipped":
+        path = default_reader_path()
+    else:
+        path = shipped_or_path(str(round_trip))
+    check_model_dir(path, reader=True)
+    if device is None:
+        device = str(next(generator.model.parameters()).device)  # the generator's
+    return ReaderRoundTrip(path, min_f1, device)
+
+
+def iter_dataset(
+    passages,
+    generator=None,
+    *,
+    filters: bool = True,
+    near_duplicate_jaccard: float = 0.8,
+    round_trip=None,
+    round_trip_f1: float = 1.0,
+    corpus_duplicates: bool | None = None,
+    block_size: int = 128,
+    batch_size: int = 16,
+    seed: int | None = 0,
+    keep_non_span_answers: bool = False,
+    counts: dict | None = None,
+    progress: Callable[[int], Any] | None = None,
+) -> Iterator[dict]:
+    """Stream SQuAD-schema records for ``passages``, through the whole chain.
+
+    Args:
+        passages: a corpus file (.txt, .jsonl, .json, .parquet, .csv), a `datasets.Dataset`, or
+            an iterable of strings / ``{"id", "context", "title"}`` dicts / `Passage`.
+        generator: a `QAGenerator` (default: the shipped English model and its settings).
+        filters: drop each passage's duplicate and near-duplicate pairs.
+        near_duplicate_jaccard: word-set overlap from which two questions count as one.
+        round_trip: None (no check), ``"shipped"``, ``"qag"``, a reader directory or name, or a
+            `RoundTrip` (see `resolve_round_trip`).
+        round_trip_f1: token F1 a reader's answer needs against the pair's.
+        corpus_duplicates: drop pairs repeated across the corpus (default: with ``filters``).
+        block_size: passages generated together (their windows are batched by length).
+        batch_size: passage windows per decoding call.
+        seed: block ``b`` samples from ``seed + b`` (None: the generator's own seed, unseeded
+            by default), so records do not depend on how a corpus is split into runs.
+        keep_non_span_answers: with unconstrained answers, keep those not in the passage.
+        counts: a dict updated in place with the summary counts as records stream.
+        progress: called with the number of passages of each finished block.
+    """
+    if generator is None:
+        from qgen.generation.generator import QAGenerator
+
+        generator = QAGenerator.from_pretrained()
+    chain = DatasetChain(
+        generator,
+        filters=filters,
+        near_duplicate_jaccard=near_duplicate_jaccard,
+        round_trip=resolve_round_trip(round_trip, generator, round_trip_f1),
+        keep_non_span_answers=keep_non_span_answers,
+        batch_size=batch_size,
+    )
+    corpus = (
+        CorpusFilter() if (filters if corpus_duplicates is None else corpus_duplicates) else None
+    )
+    totals = counts if counts is not None else {}
+    totals.update({"passages": 0, "pairs": 0, "passages_without_pairs": 0, "filtered": {}})
+    for b, chunk in iter_blocks(passages, block_size):
+        result = chain.block(chunk, None if seed is None else seed + b)
+        if corpus is not None:
+            result = corpus(result)
+        totals["passages"] += result.passages
+        totals["pairs"] += len(result.records)
+        totals["passages_without_pairs"] += result.empty
+        filtered = Counter(totals["filtered"])
+        filtered.update(result.filtered)
+        totals["filtered"] = {k: v for k, v in filtered.items()}
+        yield from result.records
+        if progress is not None:
+            progress(result.passages)
+
+
+def generate_dataset(passages, generator=None, *, sink=None, **options) -> dict:
+    """Run the dataset job and return its summary counts (``passages``, ``pairs``,
+    ``passages_without_pairs``, ``filtered`` by reason): the same as ``qgen generate``'s
+    summary JSON.
+
+    Args:
+        passages, generator, **options: as `iter_dataset`.
+        sink: where the records go: a path (JSON lines, written to ``<path>.tmp`` and renamed
+            when complete, so a failed run never leaves a partial file under the name), a
+            callable taking each record, or a list to append to. None: ``summary["records"]``.
+    """
+    counts: dict = {}
+    records = iter_dataset(passages, generator, counts=counts, **options)
+    if sink is None:
+        counts_records = list(records)
+        return {**counts, "records": counts_records}
+    if isinstance(sink, (str, os.PathLike)):
+        path = os.fspath(sink)
+        tmp = path + ".tmp"
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                for record in records:
+                    f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        except BaseException:
+            os.remove(tmp)
+            raise
+        os.replace(tmp, path)
+    elif isinstance(sink, list):
+        sink.extend(records)
+    elif callable(sink):
+        for record in records:
+            sink(record)
+    else:
+        raise TypeError(f"sink must be a path, a list or a callable, got {type(sink).__name__}")
+    return counts
