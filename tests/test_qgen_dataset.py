@@ -241,3 +241,48 @@ def test_resolve_round_trip(model_dir, reader_dir, tmp_path):
         resolve_round_trip(str(tmp_path / "nope"), generator)
     with pytest.raises(QGenModelError, match="not an extractive QA model"):
         resolve_round_trip(model_dir, generator)
+
+
+class _PassEvery(RoundTrip):
+    """A fake check: scores pairs by position and passes those at even positions."""
+
+    key = "round_trip_f1"
+
+    def score(self, passage, pairs):
+        return [{**p, self.key: 1.0 - 0.1 * i} for i, p in enumerate(pairs)]
+
+    def keeps(self, pair):
+        return round((1.0 - pair[self.key]) * 10) % 2 == 0
+
+
+def test_over_generation_keeps_the_best_checked_pairs_up_to_num_pairs():
+    six = [{**PAIRS[0], "question": f"q{i}?", "answer": f"a{i}", "answer_start": i,
+            "score": -0.1 * i} for i in range(6)]  # fmt: skip
+    chain = DatasetChain(None, round_trip=_PassEvery(), candidates=6, num_pairs=2)
+    filtered = Counter()
+    kept = chain.postprocess("passage", six, filtered)
+    # positions 0, 2, 4 pass; the best two by the check's measure are 0 and 2
+    assert [p["answer"] for p in kept] == ["a0", "a2"]
+    assert filtered == {"round_trip": 3, "not_selected": 1}
+    with pytest.raises(ValueError, match="candidates must be >= num_pairs"):
+        DatasetChain(None, candidates=2, num_pairs=3)
+
+
+def test_over_generation_fills_num_pairs_and_counts_short_passages(model_dir, tmp_path):
+    generator = QAGenerator.from_pretrained(model_dir, device="cpu", num_pairs=2)
+    plain = generate_dataset(PASSAGES, generator, round_trip="qag", num_pairs=2)
+    over = generate_dataset(PASSAGES, generator, round_trip="qag", num_pairs=2, candidates=4)
+    per_passage = Counter(r["id"].rsplit("-", 1)[0] for r in over["records"])
+    assert max(per_passage.values()) <= 2
+    assert over["pairs"] >= plain["pairs"]  # more candidates, at least as many checked pairs
+    short = sum(per_passage.get(str(i), 0) < 2 for i in range(len(PASSAGES)))
+    assert over["filtered"].get("passages_with_fewer_pairs", 0) >= short - over["filtered"].get(
+        "corpus_duplicate_question", 0
+    )
+    # the CLI flag runs the same chain
+    inp = _corpus(tmp_path)
+    cli = _cli_records(model_dir, inp, tmp_path / "cli.jsonl", "--round_trip",
+                       "--round_trip_reader", "qag", "--num_pairs", "2", "--candidates", "4")  # fmt: skip
+    assert cli and all(n <= 2 for n in Counter(r["id"].rsplit("-", 1)[0] for r in cli).values())
+    assert main(["generate", "--model", model_dir, "--input", str(inp), "--num_pairs", "3",
+                 "--candidates", "2"]) == 2  # fmt: skip

@@ -89,6 +89,12 @@ def add_arguments(gen: argparse.ArgumentParser) -> None:
         f"default: the shipped reader {DEFAULT_READER} with the shipped model, else 'qag')",
     )  # fmt: skip
     gen.add_argument(
+        "--candidates", type=int, default=None,
+        help="over-generate: pairs generated per passage before the filters and --round_trip; "
+        "the best --num_pairs that pass are kept (by the round trip's measure, then the score), "
+        "and the summary counts passages that had fewer (default: no over-generation)",
+    )  # fmt: skip
+    gen.add_argument(
         "--round_trip_f1", type=float, default=1.0,
         help="with --round_trip: token F1 the reader's answer needs against the pair's (default 1)",
     )  # fmt: skip
@@ -157,6 +163,7 @@ def _fingerprint(args: argparse.Namespace, model_dir: str, settings: dict, world
         "round_trip_f1": args.round_trip_f1 if args.round_trip else None,
         "bf16": args.bf16, "int8": args.int8,
         "round_trip_reader": args.round_trip_reader if args.round_trip else None,
+        **({"candidates": args.candidates} if args.candidates is not None else {}),
     }  # fmt: skip
 
 
@@ -226,7 +233,7 @@ def run(args: argparse.Namespace) -> dict:
         if not os.path.isdir(parent):
             raise CLIError(f"{args.output}: output directory {parent} does not exist")
     model_dir = resolve_model_dir(args.model)
-    check_positive(args, "num_pairs", "batch_size", "block_size", "max_source_length")
+    check_positive(args, "num_pairs", "batch_size", "block_size", "max_source_length", "candidates")
     if args.round_trip_reader is not None and not args.round_trip:
         raise CLIError("--round_trip_reader needs --round_trip")
     if args.round_trip:
@@ -240,6 +247,9 @@ def run(args: argparse.Namespace) -> dict:
             f"--near_duplicate_jaccard must be in (0, 1], got {args.near_duplicate_jaccard}"
         )
     settings = generator_settings(args, model_dir)
+    wanted = settings.get("num_pairs", 3)
+    if args.candidates is not None and args.candidates < wanted:
+        raise CLIError(f"--candidates must be >= --num_pairs ({wanted}), got {args.candidates}")
     fingerprint = _fingerprint(args, model_dir, settings, world)
 
     n_blocks = -(-total // _block(args))
@@ -317,6 +327,7 @@ def _generate(args, model_dir, settings, out, total, mine, local_rank, world) ->
         generator, filters=not args.keep_duplicates,
         near_duplicate_jaccard=args.near_duplicate_jaccard, round_trip=round_trip,
         keep_non_span_answers=args.keep_non_span_answers, batch_size=args.batch_size,
+        candidates=args.candidates, num_pairs=settings.get("num_pairs"),
     )  # fmt: skip
     done = out.done if out is not None else {}
     todo = set(mine) - set(done)

@@ -102,6 +102,12 @@ class DatasetChain:
         round_trip: a `RoundTrip` (or None: no check).
         keep_non_span_answers: keep unconstrained answers that are not passage spans.
         batch_size: passage windows per decoding call.
+        candidates: over-generate: ask the generator for this many pairs per passage, run the
+            filters and the round trip over all of them, and keep the best ``num_pairs`` that
+            pass (ranked by the round trip's measure, then the generator's score), so that a
+            passage gets ``num_pairs`` checked pairs whenever it holds them. None: generate
+            ``num_pairs`` and keep what passes (no selection).
+        num_pairs: pairs wanted per passage (default: the generator's).
     """
 
     def __init__(
@@ -113,7 +119,17 @@ class DatasetChain:
         round_trip: RoundTrip | None = None,
         keep_non_span_answers: bool = False,
         batch_size: int = 16,
+        candidates: int | None = None,
+        num_pairs: int | None = None,
     ):
+        if num_pairs is not None and num_pairs < 1:
+            raise ValueError(f"num_pairs must be >= 1, got num_pairs={num_pairs}")
+        wanted = num_pairs if num_pairs is not None else getattr(generator, "num_pairs", 1)
+        if candidates is not None and candidates < wanted:
+            raise ValueError(
+                f"candidates must be >= num_pairs, got candidates={candidates}, "
+                f"num_pairs={num_pairs}"
+            )
         if not 0.0 < near_duplicate_jaccard <= 1.0:
             raise ValueError(
                 f"near_duplicate_jaccard must be in (0, 1], got {near_duplicate_jaccard}"
@@ -126,6 +142,8 @@ class DatasetChain:
         self.round_trip = round_trip
         self.keep_non_span_answers = keep_non_span_answers
         self.batch_size = batch_size
+        self.candidates = candidates
+        self.num_pairs = num_pairs
 
     def postprocess(self, passage: str, pairs: list[dict], filtered: Counter) -> list[dict]:
         """One passage's pairs after its duplicate filter and the round trip (drops counted in
@@ -137,14 +155,35 @@ class DatasetChain:
             kept = self.round_trip.check(passage, pairs)
             filtered["round_trip"] += len(pairs) - len(kept)
             pairs = kept
+        if self.candidates is not None:
+            pairs = self._select(pairs, filtered)
         return pairs
+
+    def _wanted(self) -> int:
+        return self.num_pairs if self.num_pairs is not None else self.generator.num_pairs
+
+    def _select(self, pairs: list[dict], filtered: Counter) -> list[dict]:
+        """The best ``num_pairs`` of the checked candidates: by the round trip's measure (a
+        margin of None, i.e. nothing to tell apart, ranks last), then the generator's score."""
+        key = self.round_trip.key if self.round_trip is not None else None
+
+        def rank(pair):
+            measure = pair.get(key) if key else None
+            return (measure is not None, measure if measure is not None else 0.0, pair["score"])
+
+        wanted = self._wanted()
+        ranked = sorted(pairs, key=rank, reverse=True)
+        filtered["not_selected"] += max(0, len(ranked) - wanted)
+        return ranked[:wanted]
 
     def block(self, passages: list[Passage], seed: int | None = None) -> BlockResult:
         """Generate for ``passages`` (sampled from ``seed`` when given) and post-process."""
         if seed is not None:
             self.generator.seed = seed
+        asked = self.candidates if self.candidates is not None else self.num_pairs
         results = self.generator.generate(
             [p.context for p in passages],
+            num_pairs=asked,
             batch_size=self.batch_size,
             keep_non_span_answers=self.keep_non_span_answers,
         )
@@ -154,6 +193,8 @@ class DatasetChain:
         ]
         records = [r for p, pairs in zip(passages, results) for r in to_records(p, pairs)]
         empty = sum(not pairs for pairs in results)
+        if self.candidates is not None:  # passages that got fewer checked pairs than wanted
+            filtered["passages_with_fewer_pairs"] += sum(len(p) < self._wanted() for p in results)
         return BlockResult(records, len(passages), empty, filtered, results)
 
 
@@ -225,6 +266,8 @@ def iter_dataset(
     batch_size: int = 16,
     seed: int | None = 0,
     keep_non_span_answers: bool = False,
+    candidates: int | None = None,
+    num_pairs: int | None = None,
     counts: dict | None = None,
     progress: Callable[[int], Any] | None = None,
 ) -> Iterator[dict]:
@@ -245,6 +288,9 @@ def iter_dataset(
         seed: block ``b`` samples from ``seed + b`` (None: the generator's own seed, unseeded
             by default), so records do not depend on how a corpus is split into runs.
         keep_non_span_answers: with unconstrained answers, keep those not in the passage.
+        candidates: over-generate this many pairs per passage and keep the best checked
+            ``num_pairs`` (see `DatasetChain`); None: no selection.
+        num_pairs: pairs wanted per passage (default: the generator's).
         counts: a dict updated in place with the summary counts as records stream.
         progress: called with the number of passages of each finished block.
     """
@@ -259,6 +305,8 @@ def iter_dataset(
         round_trip=resolve_round_trip(round_trip, generator, round_trip_f1),
         keep_non_span_answers=keep_non_span_answers,
         batch_size=batch_size,
+        candidates=candidates,
+        num_pairs=num_pairs,
     )
     corpus = (
         CorpusFilter() if (filters if corpus_duplicates is None else corpus_duplicates) else None
