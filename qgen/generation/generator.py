@@ -1,4 +1,4 @@
-"""Answer-then-question generation with a trained `UniLMForQAGeneration` (Su 2020, post 7630).
+"""Answer-then-question generation with a trained `UniLMForQAGeneration` (Su 2020, https://kexue.fm/archives/7630).
 
 Stage 1 samples an answer from ``[CLS] passage [SEP]`` until ``[SEP]`` (default: consistent
 nucleus sampling, top-p 0.95), constrained by default to spans of the passage that start and end
@@ -434,11 +434,53 @@ class QAGenerator:
         asked: dict[int, set[str]] = {}  # normalised questions per passage, over all its windows
         for b in range(0, len(windows), batch_size):
             chunk = windows[b : b + batch_size]
-            batch = self._encode([w.source for w in chunk])
-            answers = self._sample_answers(batch, chunk, passages, num_pairs, generator)
-            answers = [a for a in answers if a.span is not None or keep_non_span_answers]
-            self._ask_until_distinct(batch, chunk, answers, passages, pairs, num_pairs, asked)
+            found = self.generate_batch(
+                chunk, passages, num_pairs, generator, keep_non_span_answers, asked
+            )
+            for passage, new in found.items():
+                pairs[passage].extend(new)
         return [merge_pairs(p)[:num_pairs] for p in pairs]
+
+    # ------------------------------------------------------------------ hooks for the pipeline
+    def prepare_windows(self, passage: str) -> list[_Window]:
+        """The source windows of one passage, in the order `generate` decodes them (shortest
+        first, a stable sort); each window's ``passage`` index is 0 (see `generate_batch`)."""
+        return sorted(self._windows(passage, 0), key=lambda w: len(w.source))
+
+    @_in_eval_mode
+    def generate_batch(
+        self,
+        windows: list[_Window],
+        passages: Sequence[str],
+        num_pairs: int,
+        generator: torch.Generator | None = None,
+        keep_non_span_answers: bool = False,
+        asked: dict[int, set[str]] | None = None,
+    ) -> dict[int, list[dict[str, Any]]]:
+        """Both stages for one decoding batch of windows: what `generate` does per batch.
+
+        Args:
+            windows: the batch, in decoding order (from `prepare_windows`, each window's
+                ``passage`` set to its index in ``passages``).
+            passages: the passages the windows index.
+            num_pairs: pairs wanted per passage.
+            generator: the random stream of stage-1 sampling (consumed), or None.
+            keep_non_span_answers: as in `generate`.
+            asked: per passage index, the normalised questions already asked about it in
+                earlier batches (updated); a repeat gives the window's next answer a turn.
+
+        Returns:
+            Per passage index of the batch, its pairs in the order found, not merged
+            (`merge_pairs` over all batches and cutting to ``num_pairs`` gives `generate`'s
+            result).
+        """
+        found: dict[int, list[dict[str, Any]]] = {w.passage: [] for w in windows}
+        batch = self._encode([w.source for w in windows])
+        answers = self._sample_answers(batch, windows, passages, num_pairs, generator)
+        answers = [a for a in answers if a.span is not None or keep_non_span_answers]
+        asked = {} if asked is None else asked
+        self._ask_until_distinct(batch, windows, answers, passages, found, num_pairs, asked)
+        return found
 
     def _ask_until_distinct(self, batch, chunk, answers, passages, pairs, num_pairs, asked) -> None:
         """Stage 2 for the first ``num_pairs`` answers of each window; where a question does

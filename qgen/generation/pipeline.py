@@ -1,35 +1,55 @@
 """`transformers.pipeline("qa-generation", model=DIR)`: passages in, question-answer pairs out.
 
-``import qgen`` registers the task. The pipeline is a thin shell around `QAGenerator`: a list
-of passages is generated in batches of ``batch_size`` passage windows (the two decoding stages
-run batched), not one passage at a time.
+``import qgen`` registers the task. `QAGenerationPipeline` is a transformers `ChunkPipeline`
+around one `QAGenerator`, built with the model: `preprocess` checks a passage and cuts it into
+source windows (one passage, one or more model inputs), `_forward` runs both decoding stages on a
+batch of ``batch_size`` windows (from one passage or several), and `postprocess` merges the pairs
+of a passage's windows. The base class does the rest, as for any pipeline: ``batch_size``,
+``device``, ``dtype``, ``num_workers``, and lists, python generators, datasets and `KeyDataset`
+as inputs (generators and datasets stream: the call returns an iterator).
 
     >>> import qgen, transformers
     >>> qa = transformers.pipeline("qa-generation")          # the English model shipped with qgen
     >>> qa("The Eiffel Tower is in Paris.", num_pairs=2)
     [{'question': 'where is the eiffel tower?', 'answer': 'Paris', 'answer_start': 23, 'score': -0.41}, ...]
-    >>> transformers.pipeline("qa-generation", model="runs/qag")   # a model you trained
+    >>> qa = transformers.pipeline("qa-generation", model="runs/qag", device=0, batch_size=32)
+    >>> for pairs in qa(KeyDataset(dataset, "context")): ...
 
 The model directory's saved decoding settings (``qa_generation_config.json``) are the defaults;
 arguments at construction or per call override them.
+
+Seeds. With ``seed``, stage-1 sampling draws from a ``torch.Generator`` seeded with it, which
+restarts at every batch that begins with a passage's first window and runs on into the next batch
+when a batch ends inside a passage (as do the questions already asked about that passage). So
+with ``batch_size=1`` a passage's pairs depend on the passage and the seed only, not on the other
+inputs; a single passage, or a batch holding whole passages, gets what `QAGenerator.generate`
+gives for them with the same ``batch_size``. A list spread over several batches differs from one
+``generate`` call, which sorts all windows by length and draws from one stream for the whole call.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
-from transformers import Pipeline
+import torch
+from transformers.pipelines.base import ChunkPipeline
 
+from qgen.generation.answers import merge_pairs
 from qgen.generation.config import generator_kwargs
 from qgen.generation.generator import QAGenerator
-from qgen.io.corpus import check_passages
+from qgen.io.corpus import check_passage
 from qgen.modeling.pretrained import default_model_path
 from qgen.modeling.unilm import UniLMForQAGeneration
 
-__all__ = ["QAGenerationPipeline", "TASK", "ShippedModelDefault"]
+__all__ = ["DEFAULT_BATCH_SIZE", "QAGenerationPipeline", "ShippedModelDefault", "TASK"]
 
 TASK = "qa-generation"
+DEFAULT_BATCH_SIZE = 8  # windows per decoding call, as `QAGenerator.generate`
 
+# `QAGenerator` settings: given at construction they shape the pipeline's generator; given to a
+# call, that call gets a generator of its own (no model or file is loaded for it).
 _GENERATOR_ARGS = (
     "answer_config",
     "question_config",
@@ -37,11 +57,10 @@ _GENERATOR_ARGS = (
     "max_source_length",
     "window_stride",
     "use_cache",
-    "seed",
     "constrain_answers",
     "answer_candidates",
 )
-_CALL_ARGS = ("num_pairs", "keep_non_span_answers")
+_CALL_ARGS = ("num_pairs", "seed", "keep_non_span_answers")
 
 
 class ShippedModelDefault:
@@ -56,19 +75,46 @@ class ShippedModelDefault:
         return iter((default_model_path(), None))
 
 
-class QAGenerationPipeline(Pipeline):
+@dataclasses.dataclass
+class _InputCounter:
+    """Numbers one call's inputs for error messages (`preprocess` sees one input at a time)."""
+
+    seen: int = 0
+
+
+@dataclasses.dataclass
+class _Carry:
+    """What a batch hands on to the next batch of the same call when it ends inside a passage:
+    the random stream and the questions already asked about that passage."""
+
+    generator: torch.Generator | None = None
+    asked: set[str] = dataclasses.field(default_factory=set)
+
+
+class QAGenerationPipeline(ChunkPipeline):
     """Generate ``{"question", "answer", "answer_start", "score"}`` pairs for passages.
 
-    Call arguments (also accepted by ``transformers.pipeline(...)`` as defaults):
+    Arguments, at construction (``transformers.pipeline(...)``) or per call:
         num_pairs: pairs per passage (default: the model's saved setting, 3).
+        seed: seed of stage-1 sampling (see the module's docstring for what it fixes), or None.
         keep_non_span_answers: with ``constrain_answers=False``, keep answers that are not a
             span of the passage (default False).
-        batch_size: passage windows per decoding call (default 8).
         answer_config, question_config, preset, max_source_length, window_stride, use_cache,
-        seed, constrain_answers, answer_candidates: as in `qgen.generation.generator.QAGenerator`.
+        constrain_answers, answer_candidates: as in `qgen.generation.generator.QAGenerator`.
+            At construction they set up the pipeline's generator (`qa_generator`); a call that
+            gives one decodes with a generator built for that call.
+
+    Base-class arguments: ``batch_size`` (passage windows per decoding call; default 8, not the
+    base class's 1), ``num_workers``, and at construction ``device`` and ``dtype``.
 
     Returns:
-        For one passage (a string) a list of pairs; for a list of passages, one list per passage.
+        For one passage (a string) a list of pairs, best first; for a list of passages one list
+        per passage; for a generator or a dataset (e.g. `KeyDataset`) an iterator of such lists.
+
+    Raises:
+        qgen.QGenDataError: an input is not a string or is empty (``inputs[3] is an empty
+            passage``; inputs are counted from 0 in each call).
+        TypeError: an unknown argument.
     """
 
     _load_tokenizer = True
@@ -79,45 +125,129 @@ class QAGenerationPipeline(Pipeline):
     _pipeline_calls_generate = False
 
     def __init__(self, *args, **kwargs):
+        settings = {k: kwargs.pop(k) for k in _GENERATOR_ARGS if k in kwargs}
         super().__init__(*args, **kwargs)
         if not isinstance(self.model, UniLMForQAGeneration):
             raise TypeError(
                 f"the qa-generation pipeline needs a UniLMForQAGeneration model, got {type(self.model).__name__}"
             )
         self.model.eval()
+        if self._batch_size is None:
+            self._batch_size = DEFAULT_BATCH_SIZE
+        self._settings = generator_kwargs(self.model.name_or_path, **settings)
+        self.qa_generator = QAGenerator(self.model, self.tokenizer, **self._settings)
+
+    def _generator_for_call(self, overrides: dict[str, Any]) -> QAGenerator:
+        """A generator with this pipeline's settings and a call's ``overrides``."""
+        settings = dict(self._settings)
+        if "preset" in overrides:  # a preset replaces both stage configs, as in generator_kwargs
+            settings.pop("answer_config", None)
+            settings.pop("question_config", None)
+        return QAGenerator(self.model, self.tokenizer, **{**settings, **overrides})
 
     def _sanitize_parameters(self, **kwargs):
-        unknown = set(kwargs) - set(_GENERATOR_ARGS) - set(_CALL_ARGS)
+        unknown = sorted(set(kwargs) - set(_GENERATOR_ARGS) - set(_CALL_ARGS))
         if unknown:
-            raise TypeError(f"unknown qa-generation argument(s): {sorted(unknown)}")
-        forward = {k: v for k, v in kwargs.items() if v is not None}
-        return {}, forward, {}
+            raise TypeError(
+                f"unknown qa-generation argument(s) {unknown}; known: "
+                f"{sorted(_GENERATOR_ARGS + _CALL_ARGS)}"
+            )
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        # fresh per call: the base class calls this in __init__ and at every __call__
+        preprocess: dict[str, Any] = {"counter": _InputCounter()}
+        forward: dict[str, Any] = {"carry": _Carry()}
+        postprocess: dict[str, Any] = {}
+        overrides = {k: kwargs[k] for k in _GENERATOR_ARGS if k in kwargs}
+        if overrides:  # only at call time: __init__ takes these before the base class sees them
+            generator = self._generator_for_call(overrides)
+            preprocess["qa_generator"] = forward["qa_generator"] = generator
+        if "num_pairs" in kwargs:
+            if kwargs["num_pairs"] < 1:
+                raise ValueError(f"num_pairs must be >= 1, got num_pairs={kwargs['num_pairs']}")
+            forward["num_pairs"] = postprocess["num_pairs"] = kwargs["num_pairs"]
+        for name in ("seed", "keep_non_span_answers"):
+            if name in kwargs:
+                forward[name] = kwargs[name]
+        return preprocess, forward, postprocess
 
-    def _generate(
-        self, passages: list[str], batch_size: int, params: dict[str, Any]
-    ) -> list[list[dict]]:
-        overrides = {k: params[k] for k in _GENERATOR_ARGS if k in params}
-        settings = generator_kwargs(self.model.name_or_path, **overrides)
-        generator = QAGenerator(self.model, self.tokenizer, **settings)
-        call = {k: params[k] for k in _CALL_ARGS if k in params}
-        return generator.generate(passages, batch_size=batch_size, **call)
+    def preprocess(
+        self,
+        passage: str,
+        counter: _InputCounter | None = None,
+        qa_generator: QAGenerator | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Check one passage and yield its windows, one model input each, shortest first.
 
-    def __call__(self, inputs: str | list[str], batch_size: int | None = None, **kwargs):
-        """Generate pairs for one passage (str) or a list of passages."""
-        single = isinstance(inputs, str)
-        passages = check_passages([inputs] if single else list(inputs))
-        _, forward, _ = self._sanitize_parameters(**kwargs)
-        params = {**self._forward_params, **forward}
-        batch_size = batch_size or self._batch_size or 8
-        out = self._generate(passages, batch_size, params) if passages else []
-        return out[0] if single else out
+        Each input is ``{"window", "passage", "is_first", "is_last"}``. A passage of which the
+        tokenizer keeps nothing yields one input with ``window=None`` (no pairs), so every
+        passage still gets its output.
+        """
+        index = 0
+        if counter is not None:
+            index, counter.seen = counter.seen, counter.seen + 1
+        passage = check_passage(passage, f"inputs[{index}]")
+        windows = (qa_generator or self.qa_generator).prepare_windows(passage) or [None]
+        for i, window in enumerate(windows):
+            yield {
+                "window": window,
+                "passage": passage,
+                "is_first": i == 0,
+                "is_last": i == len(windows) - 1,
+            }
 
-    # The single-input path of the base class (`run_single`) still works through these three.
-    def preprocess(self, passage: str, **_: Any) -> dict[str, Any]:
-        return {"passage": passage}
+    def _forward(
+        self,
+        model_inputs: dict[str, Any],
+        carry: _Carry,
+        num_pairs: int | None = None,
+        seed: int | None = None,
+        keep_non_span_answers: bool = False,
+        qa_generator: QAGenerator | None = None,
+    ) -> dict[str, Any]:
+        """Both stages for a batch of windows (`QAGenerator.generate_batch`).
 
-    def _forward(self, model_inputs: dict[str, Any], **params: Any) -> dict[str, Any]:
-        return {"pairs": self._generate([model_inputs["passage"]], 1, params)[0]}
+        With ``batch_size`` 1 the base class gives one input's fields as they are, otherwise
+        one list per field. Returns per window ``{"pairs", "is_last"}`` in the same layout; the
+        pairs the batch found for a passage go with its last window in the batch (so that
+        `postprocess`, reading a passage's windows in order, sees them in the order found).
+        """
+        batched = isinstance(model_inputs["is_last"], list)
+        rows = model_inputs if batched else {k: [v] for k, v in model_inputs.items()}
+        generator = qa_generator or self.qa_generator
+        num_pairs = generator.num_pairs if num_pairs is None else num_pairs
+        if rows["is_first"][0]:  # the batch starts with a passage: a fresh stream
+            carry.generator = None
+            if seed is not None:
+                carry.generator = torch.Generator(device=generator.device).manual_seed(seed)
+            carry.asked = set()
+        owner: list[int] = []  # per row, the index of its passage in `passages`
+        passages: list[str] = []
+        for first, passage in zip(rows["is_first"], rows["passage"]):
+            if first or not passages:
+                passages.append(passage)
+            owner.append(len(passages) - 1)
+        windows = [
+            dataclasses.replace(w, passage=p)
+            for w, p in zip(rows["window"], owner)
+            if w is not None
+        ]
+        windows.sort(key=lambda w: len(w.source))  # as generate: same draws for the same batch
+        asked = {0: carry.asked}  # the first passage may have begun in the previous batch
+        found = {}
+        if windows:
+            found = generator.generate_batch(
+                windows, passages, num_pairs, carry.generator, keep_non_span_answers, asked
+            )
+        carry.asked = asked.setdefault(len(passages) - 1, set())  # may go on in the next batch
+        last_row = {p: r for r, p in enumerate(owner)}
+        pairs = [found.get(p, []) if last_row[p] == r else [] for r, p in enumerate(owner)]
+        outputs = {"pairs": pairs, "is_last": rows["is_last"]}
+        return outputs if batched else {k: v[0] for k, v in outputs.items()}
 
-    def postprocess(self, model_outputs: dict[str, Any], **_: Any) -> list[dict[str, Any]]:
-        return model_outputs["pairs"]
+    def postprocess(
+        self, model_outputs: list[dict[str, Any]], num_pairs: int | None = None
+    ) -> list[dict[str, Any]]:
+        """One passage: its windows' pairs merged by answer (the best-scoring kept), sorted by
+        score and cut to ``num_pairs``."""
+        num_pairs = self.qa_generator.num_pairs if num_pairs is None else num_pairs
+        return merge_pairs([pair for row in model_outputs for pair in row["pairs"]])[:num_pairs]

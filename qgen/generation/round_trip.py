@@ -12,7 +12,7 @@ that pairs can be ranked, not only kept or dropped.
 
 The ``k x k`` (answer, question) targets of a passage are scored in as few forward passes as
 keep rows short (one for k <= 4): they share one copy of the passage as packed rows
-(`qgen.data.pack_features`'s layout), each target seeing only the passage and itself.
+(`qgen.training.features.pack_features`'s layout), each target seeing only the passage and itself.
 """
 
 from __future__ import annotations
