@@ -64,6 +64,10 @@ QGEN_TOP_LEVEL = ("qgen/__init__.py", "qgen/__main__.py")
 # the inference side is every qgen module but these: it never imports the training code, the
 # regularizers or the HF Trainer, directly or through what it imports
 QGEN_TRAINING_SIDE = ("qgen.training", "qgen.cli.train")
+# the one door from the inference side to the training side: the dispatcher imports `qgen train`
+# inside the branch that runs it, never at module level (tested below; a slow test in
+# tests/test_qgen_train_cli.py checks at run time that `qgen generate` never loads it)
+LAZY_TRAINING_DOORS = {"qgen/cli/main.py": ("qgen.cli.train",)}
 INFERENCE_FORBIDDEN = (
     "qgen.training",
     "regularizers",
@@ -204,7 +208,9 @@ def module_files(module: str, root: Path = ROOT) -> list[str]:
 
 def imports_of_file(path: str, root: Path = ROOT) -> list[Import]:
     file = root / path
-    return _cached_imports(file.read_text(), module_name(file, root), file.name == "__init__.py")
+    found = _cached_imports(file.read_text(), module_name(file, root), file.name == "__init__.py")
+    doors = LAZY_TRAINING_DOORS.get(path, ()) if root == ROOT else ()
+    return [i for i in found if not any(matches(i.name, d) for d in doors)]
 
 
 _cached_imports = functools.cache(find_imports)  # keyed by the source: edits are seen
@@ -333,6 +339,18 @@ def test_allowed_exceptions_import_nothing_of_the_repository(module):
     own = PACKAGES + ("studies",)
     message = "\n".join(describe(p, forbidden_imports(imports_of_file(p), own)) for p in files)
     assert not message.strip(), f"{module} imports repository code:\n{message}"
+
+
+@pytest.mark.parametrize("path", sorted(LAZY_TRAINING_DOORS))
+def test_a_lazy_door_is_imported_inside_a_function_only(path):
+    tree = ast.parse((ROOT / path).read_text())
+    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    names = {i.name for n in top for i in find_imports(ast.unparse(n), module_name(ROOT / path))}
+    for door in LAZY_TRAINING_DOORS[path]:
+        assert not any(matches(name, door) for name in names), f"{path} imports {door} at load"
+        assert any(matches(i.name, door) for i in _cached_imports(
+            (ROOT / path).read_text(), module_name(ROOT / path), False
+        )), f"{path} no longer opens {door}: drop it from LAZY_TRAINING_DOORS"  # fmt: skip
 
 
 def test_test_fixtures_are_not_installed():

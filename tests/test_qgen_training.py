@@ -47,16 +47,17 @@ def test_train_then_resume_and_reload(tiny_checkpoint, tmp_path):
         )
     )
     assert metrics["train_samples"] > 0 and metrics["eval_loss"] > 0
-    assert (out / "checkpoint-2").is_dir() and (out / "heldout.jsonl").is_file()
+    # the model in out, the Trainer's checkpoints in out/checkpoints (qgen.training.trainer)
+    assert (out / "checkpoints" / "checkpoint-2").is_dir() and (out / "heldout.jsonl").is_file()
     held = [json.loads(line) for line in open(out / "heldout.jsonl")]
     assert held and {"context", "question", "answers"} <= set(held[0])
 
     metrics = train_qag.main(
         _argv(tiny_checkpoint, out, "--max_steps", "4", "--resume_from_checkpoint", "latest")
     )
-    state = json.loads((out / "trainer_state.json").read_text())
+    state = json.loads((out / "checkpoints" / "trainer_state.json").read_text())
     assert state["global_step"] == 4
-    assert (out / "checkpoint-4").is_dir()
+    assert (out / "checkpoints" / "checkpoint-4").is_dir()
     model = UniLMForQAGeneration.from_pretrained(out)  # a qgen model directory
     assert model.config.model_type == "qgen-unilm"
     assert os.path.isfile(out / "tokenizer_config.json")

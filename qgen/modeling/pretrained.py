@@ -106,7 +106,7 @@ def check_model_dir(path: str | os.PathLike, hint: str = "", reader: bool = Fals
     elif model_type != UniLMConfig.model_type:
         raise QGenModelError(
             f"{config}: field 'model_type' is {model_type!r}, not {UniLMConfig.model_type!r}: not "
-            "a qgen model (fine-tune a BERT checkpoint with scripts/train_qag.py first)"
+            "a qgen model (fine-tune a BERT checkpoint with qgen train first)"
         )
     weights = [p / name for name in _WEIGHTS if (p / name).is_file()]
     if not weights:
