@@ -4,6 +4,15 @@ Every processor is a small class: it validates its arguments in ``__init__`` and
 ``__call__(input_ids, scores) -> scores`` that never edits its input, so it works both inside
 `decoding.decode` and in ``model.generate(logits_processor=LogitsProcessorList([...]))``.
 
+The plain processors *are* HF's (transformers ``generation/logits_process.py``): each subclasses
+its HF class (`TemperatureLogitsWarper`, `TopKLogitsWarper`, `TopPLogitsWarper`,
+`RepetitionPenaltyLogitsProcessor`, `NoRepeatNGramLogitsProcessor`,
+`MinNewTokensLengthLogitsProcessor`) and adds only our argument checks (a `ValueError` naming the
+parameter and value), "off" values (``top_k=0``, ``top_p=1``) and, for the two repetition
+controls, ``prompt_length`` (``repetition_scope='generated'``: the prompt is not looked at). The
+consistent variants (`ConsistentTopK`, `ConsistentTopP`) run the plain warper and put every end
+token back.
+
 `build_processors` builds the list for a `DecodingConfig` in a fixed order: repetition
 penalty, no-repeat-n-gram, min-new-tokens, then (sampling only) temperature, top-k, top-p --
 the order of HF ``generate``.
@@ -22,7 +31,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList
+from transformers import (
+    LogitsProcessor,
+    LogitsProcessorList,
+    MinNewTokensLengthLogitsProcessor,
+    NoRepeatNGramLogitsProcessor,
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
 from .config import DecodingConfig
 from .registry import Registry
@@ -60,55 +78,88 @@ def check_eos_in_vocab(eos_token_id: int | Sequence[int] | None, vocab_size: int
             raise ValueError(f"eos_token_id={i} is outside the vocabulary [0, {vocab_size})")
 
 
+def _check_min_tokens_to_keep(min_tokens_to_keep: int) -> None:
+    if not isinstance(min_tokens_to_keep, int) or min_tokens_to_keep < 1:
+        raise ValueError(
+            f"min_tokens_to_keep must be >= 1, got min_tokens_to_keep={min_tokens_to_keep!r}"
+        )
+
+
 @PROCESSORS.register("temperature")
-class TemperatureProcessor(LogitsProcessor):
-    """Divide the logits by ``temperature`` (> 0). Greedy is a strategy, not temperature 0."""
+class TemperatureProcessor(TemperatureLogitsWarper):
+    """HF's `TemperatureLogitsWarper` (divide the logits by ``temperature``), with our check:
+    ``temperature > 0``, an int is fine. Greedy is a strategy, not temperature 0."""
 
     def __init__(self, temperature: float):
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got temperature={temperature}")
-        self.temperature = float(temperature)
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
-        return scores / self.temperature
-
-
-class _EosKeeper(LogitsProcessor):
-    """Base of the truncation warpers: ``_remove_mask`` says what to drop; the consistent
-    variants then put every end token back in the candidate set."""
-
-    keep_eos = False
-
-    def __init__(
-        self, eos_token_id: int | Sequence[int] | None = None, min_tokens_to_keep: int = 1
-    ):
-        if min_tokens_to_keep < 1:
-            raise ValueError(
-                f"min_tokens_to_keep must be >= 1, got min_tokens_to_keep={min_tokens_to_keep}"
-            )
-        self.eos_token_ids = _as_id_list(eos_token_id)
-        if self.keep_eos and not self.eos_token_ids:
-            raise ValueError(f"{type(self).__name__} needs an eos_token_id, got eos_token_id=None")
-        self.min_tokens_to_keep = min_tokens_to_keep
-        self._eos = torch.tensor(self.eos_token_ids, dtype=torch.long)
-
-    def _remove_mask(self, scores: torch.Tensor) -> torch.Tensor | None:
-        raise NotImplementedError
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
-        remove = self._remove_mask(scores)
-        if remove is None:
-            return scores
-        if self.keep_eos:
-            check_eos_in_vocab(self.eos_token_ids, scores.shape[-1])
-            eos = self._eos.to(scores.device)
-            remove = remove.index_fill(-1, eos, False)  # the consistency fix of Welleck et al.
-        return scores.masked_fill(remove, -float("inf"))
+        super().__init__(float(temperature))
 
 
 @PROCESSORS.register("top_k")
-class TopKProcessor(_EosKeeper):
-    """Keep the ``top_k`` highest scores (ties with the k-th kept, as in HF); 0 switches it off."""
+class TopKProcessor(TopKLogitsWarper):
+    """HF's `TopKLogitsWarper`: keep the ``top_k`` highest scores (at least
+    ``min_tokens_to_keep``; ties with the k-th are kept), with our checks; 0 switches it off
+    (HF rejects 0)."""
+
+    def __init__(self, top_k: int, min_tokens_to_keep: int = 1):
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
+            raise ValueError(f"top_k must be an int >= 0, got top_k={top_k!r}")
+        _check_min_tokens_to_keep(min_tokens_to_keep)
+        super().__init__(top_k or 1, min_tokens_to_keep=min_tokens_to_keep)
+        if top_k == 0:
+            self.top_k = 0  # off
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+        if self.top_k == 0:
+            return scores
+        return super().__call__(input_ids, scores)
+
+
+@PROCESSORS.register("top_p")
+class TopPProcessor(TopPLogitsWarper):
+    """HF's `TopPLogitsWarper` (nucleus: keep the smallest top set whose probability mass
+    reaches ``top_p``), with our checks: ``top_p`` in (0, 1]; 1 switches it off (returns the
+    scores untouched, where HF would still drop tokens whose probability underflows to 0)."""
+
+    def __init__(self, top_p: float, min_tokens_to_keep: int = 1):
+        if not 0.0 < top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got top_p={top_p}")
+        _check_min_tokens_to_keep(min_tokens_to_keep)
+        super().__init__(top_p, min_tokens_to_keep=min_tokens_to_keep)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+        if self.top_p >= 1.0:
+            return scores
+        return super().__call__(input_ids, scores)
+
+
+class _KeepEos(LogitsProcessor):
+    """A plain truncation warper, then every end token put back at its own score: the
+    consistency fix of Welleck et al. 2020 (``V_t = V_warper U {eos}``).
+
+    It wraps the warper rather than subclassing HF's class, so that nothing that recognises
+    HF's warpers by type (continuous batching swaps them for its own) mistakes it for the
+    plain one.
+    """
+
+    def __init__(self, warper: LogitsProcessor, eos_token_id: int | Sequence[int] | None):
+        self.warper = warper
+        self.eos_token_ids = _as_id_list(eos_token_id)
+        if not self.eos_token_ids:
+            raise ValueError(f"{type(self).__name__} needs an eos_token_id, got eos_token_id=None")
+        self._eos = torch.tensor(self.eos_token_ids, dtype=torch.long)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+        check_eos_in_vocab(self.eos_token_ids, scores.shape[-1])
+        eos = self._eos.to(scores.device)
+        return self.warper(input_ids, scores).index_copy(-1, eos, scores.index_select(-1, eos))
+
+
+@PROCESSORS.register("consistent_top_k")
+class ConsistentTopK(_KeepEos):
+    """Top-k that never removes an end token: V_t = topk(p) U {eos} (Welleck et al. 2020).
+    `TopKProcessor` (HF's top-k) does the filtering; this class only puts the end tokens back."""
 
     def __init__(
         self,
@@ -116,23 +167,14 @@ class TopKProcessor(_EosKeeper):
         eos_token_id: int | Sequence[int] | None = None,
         min_tokens_to_keep: int = 1,
     ):
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
-            raise ValueError(f"top_k must be an int >= 0, got top_k={top_k!r}")
-        super().__init__(eos_token_id, min_tokens_to_keep)
+        super().__init__(TopKProcessor(top_k, min_tokens_to_keep), eos_token_id)
         self.top_k = top_k
 
-    def _remove_mask(self, scores: torch.Tensor) -> torch.Tensor | None:
-        if self.top_k == 0:
-            return None
-        k = min(max(self.top_k, self.min_tokens_to_keep), scores.shape[-1])
-        kth = torch.topk(scores, k, dim=-1).values[..., -1:]  # (N, 1)
-        return scores < kth
 
-
-@PROCESSORS.register("top_p")
-class TopPProcessor(_EosKeeper):
-    """Nucleus filter: keep the smallest top set whose probability mass reaches ``top_p``
-    (in (0, 1]; 1 switches it off). Same arithmetic as HF's ``TopPLogitsWarper``."""
+@PROCESSORS.register("consistent_top_p")
+class ConsistentTopP(_KeepEos):
+    """Nucleus that never removes an end token: V_t = nucleus(p) U {eos} (Welleck et al. 2020).
+    `TopPProcessor` (HF's top-p) does the filtering; this class only puts the end tokens back."""
 
     def __init__(
         self,
@@ -140,46 +182,24 @@ class TopPProcessor(_EosKeeper):
         eos_token_id: int | Sequence[int] | None = None,
         min_tokens_to_keep: int = 1,
     ):
-        if not 0.0 < top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1], got top_p={top_p}")
-        super().__init__(eos_token_id, min_tokens_to_keep)
+        super().__init__(TopPProcessor(top_p, min_tokens_to_keep), eos_token_id)
         self.top_p = float(top_p)
-
-    def _remove_mask(self, scores: torch.Tensor) -> torch.Tensor | None:
-        if self.top_p >= 1.0:
-            return None
-        sorted_logits, sorted_idx = torch.sort(scores, descending=False)
-        cum_probs = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-        sorted_remove = cum_probs <= (1 - self.top_p)
-        sorted_remove[..., -self.min_tokens_to_keep :] = False
-        return sorted_remove.scatter(-1, sorted_idx, sorted_remove)
-
-
-@PROCESSORS.register("consistent_top_k")
-class ConsistentTopK(TopKProcessor):
-    """Top-k that never removes an end token: V_t = topk(p) U {eos} (Welleck et al. 2020)."""
-
-    keep_eos = True
-
-
-@PROCESSORS.register("consistent_top_p")
-class ConsistentTopP(TopPProcessor):
-    """Nucleus that never removes an end token: V_t = nucleus(p) U {eos} (Welleck et al. 2020)."""
-
-    keep_eos = True
 
 
 @PROCESSORS.register("repetition_penalty")
-class RepetitionPenaltyProcessor(LogitsProcessor):
-    """CTRL repetition penalty: scores of tokens already in ``input_ids`` are divided by
-    ``penalty`` when positive and multiplied when negative.
+class RepetitionPenaltyProcessor(RepetitionPenaltyLogitsProcessor):
+    """HF's `RepetitionPenaltyLogitsProcessor` (CTRL: scores of tokens already in
+    ``input_ids`` are divided by ``penalty`` when positive and multiplied when negative), with
+    our check; ``prompt_length`` (``repetition_scope='generated'``) is HF's int
+    ``prompt_ignore_length``, which cuts the prompt off every row.
 
     Args:
         penalty: > 0; 1 means off.
         prompt_ignore_length: ``(N,)`` number of leading positions per row to ignore (the left
             padding), as HF ``generate`` does; ``None`` counts every position.
         prompt_length: leading positions of every row to ignore (``repetition_scope=
-            'generated'``: the whole prompt); 0 counts them.
+            'generated'``: the whole prompt; it overrides ``prompt_ignore_length``); 0 counts
+            them.
     """
 
     def __init__(
@@ -188,72 +208,50 @@ class RepetitionPenaltyProcessor(LogitsProcessor):
     ):  # fmt: skip
         if not penalty > 0:
             raise ValueError(f"repetition_penalty must be > 0, got repetition_penalty={penalty}")
-        self.penalty = float(penalty)
-        self.prompt_ignore_length = prompt_ignore_length
+        super().__init__(float(penalty), prompt_length or prompt_ignore_length)
         self.prompt_length = prompt_length
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
-        vocab = scores.shape[-1]
-        ids = input_ids[:, self.prompt_length :]
-        if self.prompt_ignore_length is not None and not self.prompt_length:
-            pos = torch.arange(ids.shape[1], device=ids.device)
-            ignore = pos[None, :] < self.prompt_ignore_length.to(ids.device)[:, None]
-            ids = ids.masked_fill(ignore, vocab)  # spare column, dropped below
-        seen = torch.zeros(scores.shape[0], vocab + 1, dtype=torch.bool, device=scores.device)
-        seen = seen.scatter(1, ids.clamp(max=vocab), True)[:, :vocab]
-        penalized = torch.where(scores < 0, scores * self.penalty, scores / self.penalty)
-        return torch.where(seen, penalized, scores)
 
 
 @PROCESSORS.register("no_repeat_ngram")
-class NoRepeatNGramProcessor(LogitsProcessor):
-    """Ban any token that would repeat an n-gram already present in ``input_ids`` (from
-    position ``prompt_length`` on: with ``repetition_scope='generated'``, n-grams of the prompt
-    may be copied, not repeated)."""
+class NoRepeatNGramProcessor(NoRepeatNGramLogitsProcessor):
+    """HF's `NoRepeatNGramLogitsProcessor` (ban any token that would repeat an n-gram already
+    present in ``input_ids``), with our check, on ``input_ids`` from position ``prompt_length``
+    on: with ``repetition_scope='generated'``, n-grams of the prompt may be copied, not
+    repeated."""
 
     def __init__(self, ngram_size: int, prompt_length: int = 0):
         if isinstance(ngram_size, bool) or not isinstance(ngram_size, int) or ngram_size < 1:
             raise ValueError(
                 f"no_repeat_ngram_size must be an int >= 1, got no_repeat_ngram_size={ngram_size!r}"
             )
-        self.ngram_size = ngram_size
+        super().__init__(ngram_size)
         self.prompt_length = prompt_length
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
-        input_ids = input_ids[:, self.prompt_length :]
-        n, length = self.ngram_size, input_ids.shape[-1]
-        if length < n:
-            return scores
-        prefix = input_ids[:, length + 1 - n :]  # (N, n-1): the n-gram the next token would close
-        windows = input_ids.unfold(1, n, 1)  # (N, W, n)
-        matches = (windows[..., :-1] == prefix[:, None, :]).all(dim=-1)  # (N, W)
-        vocab = scores.shape[-1]
-        banned = torch.zeros(scores.shape[0], vocab + 1, dtype=torch.bool, device=scores.device)
-        target = torch.where(matches, windows[..., -1].clamp(max=vocab), vocab)
-        banned = banned.scatter(1, target, True)[:, :vocab]
-        return scores.masked_fill(banned, -float("inf"))
+        return super().__call__(input_ids[:, self.prompt_length :], scores)
 
 
 @PROCESSORS.register("min_new_tokens")
-class MinNewTokensProcessor(LogitsProcessor):
-    """Ban every end token until ``min_new_tokens`` tokens follow the ``prompt_length`` prompt."""
+class MinNewTokensProcessor(MinNewTokensLengthLogitsProcessor):
+    """HF's `MinNewTokensLengthLogitsProcessor` (ban every end token until ``min_new_tokens``
+    tokens follow the ``prompt_length`` prompt), with our checks: the arguments, and every end
+    token id inside the vocabulary (HF ignores one outside it)."""
 
     def __init__(self, prompt_length: int, min_new_tokens: int, eos_token_id: int | Sequence[int]):
         if min_new_tokens < 0:
             raise ValueError(f"min_new_tokens must be >= 0, got min_new_tokens={min_new_tokens}")
         if prompt_length < 0:
             raise ValueError(f"prompt_length must be >= 0, got prompt_length={prompt_length}")
-        self.prompt_length = prompt_length
-        self.min_new_tokens = min_new_tokens
         self.eos_token_ids = _as_id_list(eos_token_id)
+        eos = torch.tensor(self.eos_token_ids, dtype=torch.long)
+        super().__init__(prompt_length, min_new_tokens, eos)
+        self.prompt_length = prompt_length
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
         check_eos_in_vocab(self.eos_token_ids, scores.shape[-1])
-        if input_ids.shape[-1] - self.prompt_length >= self.min_new_tokens:
-            return scores
-        out = scores.clone()
-        out[:, self.eos_token_ids] = -float("inf")
-        return out
+        # HF builds the end-token tensor on the CPU; follow the scores (later calls: a no-op)
+        self.eos_token_id = self.eos_token_id.to(scores.device)
+        return super().__call__(input_ids, scores)
 
 
 def build_processors(
