@@ -1,6 +1,6 @@
 """Variational autoencoder as an HF model and trainer (docs/generative.md, "The VAE").
 
-Per-sample loss (Su, kexue.fm/archives/7725):
+Per-sample loss (Su, https://kexue.fm/archives/7725):
     ||x - D(mu(x) + eps * sigma(x))||^2 + sum_i 1/2 (mu_i^2 + sigma_i^2 - log sigma_i^2 - 1),
 with the reconstruction summed over data dimensions and the KL summed over latent dimensions,
 both then averaged over the batch (a mean over dimensions would silently reweight the two).

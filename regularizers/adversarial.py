@@ -1,10 +1,11 @@
 """Adversarial training on the word embeddings: FGM (one step) and PGD (projected steps).
 
-``scope="matrix"`` is Su's recipe (post 7234, ``task_iflytek_adversarial_training.py``): the
-perturbation lives on the whole (V, D) embedding matrix, normalised by one global norm, so a token
-gets the same perturbation wherever it occurs. ``scope="output"`` perturbs the (B, T, D)
-word-embedding output per example (Miyato et al.). Both are applied as an additive forward hook,
-so the embedding weights are never modified (nothing to restore).
+``scope="matrix"`` is Su's recipe (https://kexue.fm/archives/7234,
+``task_iflytek_adversarial_training.py``): the perturbation lives on the whole (V, D) embedding
+matrix, normalised by one global norm, so a token gets the same perturbation wherever it occurs.
+``scope="output"`` perturbs the (B, T, D) word-embedding output per example (Miyato et al.). Both
+are applied as an additive forward hook, so the embedding weights are never modified (nothing to
+restore).
 
 The adversarial loss is back-propagated *in addition to* the clean loss (objective L + L_adv, the
 usual PyTorch FGM); Su's Keras code steps on L_adv alone.

@@ -1,4 +1,5 @@
-"""Gradient clipping by the global norm: hard min(1, g/||g||) and soft gamma/(||g|| + gamma) (post 7469).
+"""Gradient clipping by the global norm: hard min(1, g/||g||) and soft gamma/(||g|| + gamma)
+(https://kexue.fm/archives/7469).
 
 Both bound the update norm by lr * gamma and sandwich each other:
 1/2 * min(1, gamma/||g||) <= gamma/(||g|| + gamma) <= min(1, gamma/||g||).

@@ -1,10 +1,12 @@
 """Gradient penalties: Su's embedding gradient penalty and the random-projection output penalty.
 
-- Embedding GP (post 7234, ``task_iflytek_gradient_penalty.py``): total = L + 1/2 * eps * gp with
-  gp = sum over every token occurrence of ||dL/de||^2, e the word-embedding *lookup output* (before
-  position/segment embeddings are added) and L the *batch-mean* loss. Double backprop.
-- Random projection (post 7466, 2D): sum_i ||grad_x f_i||^2 = E_eta ||grad_x sum_i eta_i f_i||^2 with
-  Rademacher eta, so one backward pass per sample instead of one per output.
+- Embedding GP (https://kexue.fm/archives/7234, ``task_iflytek_gradient_penalty.py``):
+  total = L + 1/2 * eps * gp with gp = sum over every token occurrence of ||dL/de||^2, e the
+  word-embedding *lookup output* (before position/segment embeddings are added) and L the
+  *batch-mean* loss. Double backprop.
+- Random projection (https://kexue.fm/archives/7466, 2D):
+  sum_i ||grad_x f_i||^2 = E_eta ||grad_x sum_i eta_i f_i||^2 with Rademacher eta, so one backward
+  pass per sample instead of one per output.
 """
 
 from __future__ import annotations

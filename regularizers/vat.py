@@ -1,4 +1,5 @@
-"""Virtual adversarial training (Miyato et al.; Su's embedding-matrix recipe, post 7466).
+"""Virtual adversarial training (Miyato et al.; Su's embedding-matrix recipe,
+https://kexue.fm/archives/7466).
 
 The perturbation direction maximises KL(p_clean || p(x + r)) to second order: the dominant
 eigenvector of the Hessian, found by power iteration with finite differences

@@ -1,4 +1,5 @@
-"""WEISSI: a weight-scale-shift-invariant regulariser (Liu, Cui & Chan 2020; Su, post 7681).
+"""WEISSI: a weight-scale-shift-invariant regulariser (Liu, Cui & Chan 2020; Su,
+https://kexue.fm/archives/7681).
 
 R = lambda1 * sum_l log ||W_l|| + lambda2 * sum_l || W_l / ||W_l|| ||_1, ||.|| the Frobenius norm.
 The log term is invariant when one ReLU layer is scaled by c and the next by 1/c (L2 is not);

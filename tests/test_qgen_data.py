@@ -1,5 +1,5 @@
-"""qgen.data: loading SQuAD-format input, per-task assembly for three vocabulary kinds,
-windowing, and the collator."""
+"""SQuAD-format input (`qgen.io.squad`), per-task assembly for three vocabulary kinds
+(`qgen.training.features`), windowing and the collator (`qgen.modeling.inputs`)."""
 
 import json
 

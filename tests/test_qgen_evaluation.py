@@ -10,9 +10,9 @@ from qgen.evaluation.metrics import (
     QGMetric,
     answer_validity,
     compute_qg_metrics,
-    distinct_n,
     diversity,
     gold_answer_match,
+    text_distinct_n,
     tokenize_for_eval,
 )
 from qgen.generation.filters import normalize_answer
@@ -115,15 +115,15 @@ def test_normalize_answer_and_gold_answer_match():
         gold_answer_match([[]], [])
 
 
-def test_distinct_n_and_diversity():
-    assert distinct_n(["a b a b"], 1) == pytest.approx(0.5)
-    assert distinct_n(["a b a b"], 2) == pytest.approx(2 / 3)
-    assert distinct_n([""], 2) == 0.0
+def test_text_distinct_n_and_diversity():
+    assert text_distinct_n(["a b a b"], 1) == pytest.approx(0.5)
+    assert text_distinct_n(["a b a b"], 2) == pytest.approx(2 / 3)
+    assert text_distinct_n([""], 2) == 0.0
     # the text version is decoding's distinct-n on the tokens, one id per distinct token
     texts = ["A b a b!", "b a c", "Who?"]
     for n in (1, 2, 3):
         ids = [[0, 1, 0, 1, 2], [1, 0, 3], [4, 5]]  # a=0 b=1 !=2 c=3 who=4 ?=5
-        assert distinct_n(texts, n) == metrics.distinct_n(ids, n)
+        assert text_distinct_n(texts, n) == metrics.distinct_n(ids, n)
     pairs = [
         [{"question": "Who?", "answer": "Ann"}, {"question": "who?", "answer": "Bob"}],
         [{"question": "When?", "answer": "1822"}],

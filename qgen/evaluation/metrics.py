@@ -36,7 +36,7 @@ __all__ = [
     "answer_validity",
     "gold_answer_match",
     "diversity",
-    "distinct_n",
+    "text_distinct_n",
     "evaluate_model",
 ]
 
@@ -219,10 +219,10 @@ def gold_answer_match(
     }
 
 
-def distinct_n(texts: Sequence[str], n: int, tokenize: str = "word") -> float:
-    """Distinct-n of texts: `decoding.metrics.distinct_n` (unique n-grams / all n-grams, over
-    all texts; 0 when there are none) on their tokens (:func:`tokenize_for_eval`), each distinct
-    token mapped to one id."""
+def text_distinct_n(texts: Sequence[str], n: int, tokenize: str = "word") -> float:
+    """Distinct-n of texts: `decoding.metrics.distinct_n` (which counts token ids: unique
+    n-grams / all n-grams, over all texts; 0 when there are none) on the texts' tokens
+    (:func:`tokenize_for_eval`), each distinct token mapped to one id."""
     ids: dict[str, int] = {}
     rows = [
         [ids.setdefault(tok, len(ids)) for tok in tokenize_for_eval(text, tokenize).split()]
@@ -257,8 +257,8 @@ def diversity(
             len({_norm_space(p["answer"]) for p in pairs}) for pairs in pairs_per_passage
         )
         / n,
-        "distinct_1": distinct_n(questions, 1, tokenize),
-        "distinct_2": distinct_n(questions, 2, tokenize),
+        "distinct_1": text_distinct_n(questions, 1, tokenize),
+        "distinct_2": text_distinct_n(questions, 2, tokenize),
     }
 
 

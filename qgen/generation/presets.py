@@ -1,4 +1,5 @@
-"""Decoding settings of the two generation stages and Su's published presets (Su 2020, post 7630).
+"""Decoding settings of the two generation stages and Su's published presets (Su 2020,
+https://kexue.fm/archives/7630).
 
 Stage 1 (the answer) defaults to consistent nucleus sampling, top-p 0.95; stage 2 (the question)
 to beam search with 5 beams and no length normalisation. ``PRESETS`` names these defaults and

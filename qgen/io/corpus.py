@@ -15,7 +15,7 @@
 
 Ids are stable: the same input gives the same ids in the same order, which is what lets
 ``qgen generate`` split a corpus between processes and resume after a crash. Every passage goes
-through `qgen.data.check_passage`; errors (`QGenDataError`) name the file, line or row, and field.
+through `check_passage`; errors (`QGenDataError`) name the file, line or row, and field.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qgen.io.squad import QGenDataError
+from qgen.io.errors import QGenDataError
+from qgen.io.jsonl import iter_jsonl, iter_lines
 
 __all__ = [
     "FORMATS",
@@ -87,28 +88,14 @@ def _passage(raw: Any, where: str, default_id: str) -> Passage:
     )
 
 
-def _lines(path: str) -> Iterator[tuple[int, str]]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            yield from enumerate(f, start=1)
-    except UnicodeDecodeError as err:
-        raise QGenDataError(f"{path}: cannot read input file ({err})") from None
-
-
 def _txt(path: str, stem: str) -> Iterator[Passage]:
-    for n, line in _lines(path):
+    for n, line in iter_lines(path):
         if line.strip():
             yield Passage(f"{stem}-{n}", "", line.strip())
 
 
 def _jsonl(path: str, stem: str) -> Iterator[Passage]:
-    for n, line in _lines(path):
-        if not line.strip():
-            continue
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise QGenDataError(f"{path}: line {n}: malformed JSON ({err.msg})") from None
+    for n, raw in iter_jsonl(path, objects_only=False):  # a line may be a bare string
         yield _passage(raw, f"{path}: line {n}", f"{stem}-{n}")
 
 

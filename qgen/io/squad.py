@@ -2,7 +2,7 @@
 JSON-lines file, a JSON list of flat records, or a `datasets.Dataset`, read into one flat row per
 question (``id, title, context, question, answers``). Answer starts that miss the answer are
 recomputed; bad input raises `QGenDataError` naming the file, line (or JSON path) and field.
-`qgen.data` builds the model's features from these rows.
+`qgen.training.features.build_features` builds the model's features from these rows.
 """
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ from typing import Any
 
 import datasets
 
+from qgen.io.errors import QGenDataError
+from qgen.io.jsonl import iter_jsonl
+
 __all__ = ["COLUMNS", "QGenDataError", "drop_long_answers", "load_squad"]
 
 COLUMNS = ("id", "title", "context", "question", "answers")
 logger = logging.getLogger(__name__)
-
-
-class QGenDataError(ValueError):
-    """Bad input data; the message names the file, line (or JSON path) and field."""
 
 
 def _normalise_answers(answers: Any, where: str) -> dict[str, list]:
@@ -129,22 +128,6 @@ def _records_from_squad_json(obj: Mapping, path: str) -> list[dict]:
     return records
 
 
-def _records_from_jsonl(path: str) -> list[dict]:
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise QGenDataError(f"{path}: line {n}: malformed JSON ({err.msg})") from None
-            if not isinstance(raw, Mapping):
-                raise QGenDataError(f"{path}: line {n}: expected a JSON object")
-            records.append(_record(raw, f"{path}: line {n}", f"line-{n}"))
-    return records
-
-
 def load_squad(source: str | Path | datasets.Dataset) -> datasets.Dataset:
     """Load SQuAD-format data as a flat `datasets.Dataset`, one row per question.
 
@@ -183,7 +166,9 @@ def load_squad(source: str | Path | datasets.Dataset) -> datasets.Dataset:
         elif isinstance(obj, list):
             records = [_record(r, f"{path}: [{i}]", f"row-{i}") for i, r in enumerate(obj)]
         else:
-            records = _records_from_jsonl(path)
+            records = [
+                _record(raw, f"{path}: line {n}", f"line-{n}") for n, raw in iter_jsonl(path)
+            ]
     if not records:
         raise QGenDataError(f"{source}: no questions found")
     features = datasets.Features(

