@@ -33,7 +33,8 @@ def add_arguments(gen: argparse.ArgumentParser) -> None:
     """Arguments of ``qgen generate``."""
     gen.add_argument(
         "--model", default=None,
-        help="a trained qgen model directory (default: the English model shipped with qgen)",
+        help="a trained qgen model directory or a language code (en, zh: that language's shipped "
+        "model); default: each passage goes to the shipped model of its language",
     )  # fmt: skip
     gen.add_argument(
         "--input", required=True,
@@ -203,7 +204,10 @@ def _merge_shards(output: str, world: int, fingerprint: dict, n_blocks: int) -> 
         )  # fmt: skip
         if corpus is not None:  # across the whole corpus, in corpus order, as one process does
             block = corpus(block)
-        merged.write_block(b, block.records, block.passages, block.empty, dict(block.filtered))
+        merged.write_block(
+            b, block.records, block.passages, block.empty, dict(block.filtered),
+            entry.get("languages"),
+        )  # fmt: skip
     merged.finish()
     for s in shards:
         for path in (s, journal_path(s)):
@@ -271,7 +275,8 @@ def run(args: argparse.Namespace) -> dict:
         else:
             out = JournaledOutput(args.output, fingerprint, args.overwrite, args.append)
     start = time.perf_counter()
-    this_run = {"passages": 0, "pairs": 0, "passages_without_pairs": 0, "filtered": {}}
+    this_run = {"passages": 0, "pairs": 0, "passages_without_pairs": 0, "filtered": {},
+                "languages": {}}  # fmt: skip
     if out is None or not out.complete:
         this_run = _generate(args, model_dir, settings, out, total, mine, local_rank, world)
     if out is not None and world > 1 and rank == 0 and out.path != args.output:
@@ -302,27 +307,62 @@ def _generate(args, model_dir, settings, out, total, mine, local_rank, world) ->
 
     from qgen.generation.dataset import DatasetChain
     from qgen.generation.generator import QAGenerator
-    from qgen.generation.round_trip import ReaderRoundTrip, SelfRoundTrip
-    from qgen.modeling.pretrained import load_model
+    from qgen.generation.language import LanguageRouter
+    from qgen.generation.round_trip import LanguageRoundTrip, ReaderRoundTrip, SelfRoundTrip
+    from qgen.modeling.pretrained import (
+        LANGUAGE_MODELS,
+        QGenModelError,
+        language_model_path,
+        load_model,
+    )
 
     device = args.device
     if device is None and torch.cuda.is_available() and not args.int8:
         device = f"cuda:{local_rank % torch.cuda.device_count()}"
-    model, tokenizer = load_model(model_dir, device or "cpu", int8=args.int8)
-    try:
-        generator = QAGenerator(
-            model, tokenizer, seed=args.seed,
-            autocast_dtype=torch.bfloat16 if args.bf16 else None, **settings,
-        )  # fmt: skip
-    except ValueError as err:
-        raise CLIError(str(err)) from None
-    round_trip = None
-    if args.round_trip and args.round_trip_reader == QAG_READER:
-        round_trip = SelfRoundTrip.of(generator, args.round_trip_f1)
-    elif args.round_trip:  # on the generator's device, one reader per process
-        round_trip = ReaderRoundTrip(
-            args.round_trip_reader, args.round_trip_f1, str(generator.device)
-        )
+
+    def build(directory: str, options: dict):
+        model, tokenizer = load_model(directory, device or "cpu", int8=args.int8)
+        try:
+            return QAGenerator(
+                model, tokenizer, seed=args.seed,
+                autocast_dtype=torch.bfloat16 if args.bf16 else None, **options,
+            )  # fmt: skip
+        except ValueError as err:
+            raise CLIError(str(err)) from None
+
+    def check_of(generator):
+        if not args.round_trip:
+            return None
+        if args.round_trip_reader == QAG_READER:
+            return SelfRoundTrip.of(generator, args.round_trip_f1)
+        # on the generator's device, one reader per process
+        return ReaderRoundTrip(args.round_trip_reader, args.round_trip_f1, str(generator.device))
+
+    if args.model is None:  # each passage to the shipped model of its language, loaded lazily
+        router: LanguageRouter
+
+        def load(language: str):
+            if language == "en":
+                return build(model_dir, settings)
+            try:
+                directory = language_model_path(language)
+            except QGenModelError as err:
+                print(f"qgen generate: warning: {err}: its passages go to the English model",
+                      file=sys.stderr)  # fmt: skip
+                return router.generator("en")
+            return build(directory, generator_settings(args, directory))
+
+        router = generator = LanguageRouter(load, languages=tuple(LANGUAGE_MODELS))
+        round_trip = None
+        if args.round_trip:  # the English reader reads English; other languages check themselves
+            round_trip = LanguageRoundTrip(
+                router.language,
+                lambda language: check_of(router.generator(language)) if language == "en"
+                else SelfRoundTrip.of(router.generator(language), args.round_trip_f1),
+            )  # fmt: skip
+    else:
+        generator = build(model_dir, settings)
+        round_trip = check_of(generator)
     chain = DatasetChain(
         generator, filters=not args.keep_duplicates,
         near_duplicate_jaccard=args.near_duplicate_jaccard, round_trip=round_trip,
@@ -333,7 +373,8 @@ def _generate(args, model_dir, settings, out, total, mine, local_rank, world) ->
     todo = set(mine) - set(done)
     size = _block(args)
     passages_of = {b: min(size, total - b * size) for b in mine}
-    counts = {"passages": 0, "pairs": 0, "passages_without_pairs": 0, "filtered": Counter()}
+    counts = {"passages": 0, "pairs": 0, "passages_without_pairs": 0, "filtered": Counter(),
+              "languages": Counter()}  # fmt: skip
     # one process drops corpus-wide duplicates as it goes; several leave it to the merge
     corpus = None
     if not args.keep_duplicates and world == 1:
@@ -354,8 +395,11 @@ def _generate(args, model_dir, settings, out, total, mine, local_rank, world) ->
                     shown = [r for r in result.records if r["id"].rsplit("-", 1)[0] == passage.id]
                     _print_pairs(passage, shown, b * size + k + 1)
             else:
-                out.write_block(b, result.records, len(chunk), result.empty, result.filtered)
+                out.write_block(
+                    b, result.records, len(chunk), result.empty, result.filtered, result.languages
+                )
             counts["filtered"].update(result.filtered)
+            counts["languages"].update(result.languages)
             counts["passages"] += len(chunk)
             counts["pairs"] += len(result.records)
             counts["passages_without_pairs"] += result.empty
@@ -363,7 +407,33 @@ def _generate(args, model_dir, settings, out, total, mine, local_rank, world) ->
     if out is not None:
         out.finish()
     counts["filtered"] = dict(counts["filtered"])
+    counts["languages"] = dict(counts["languages"])
+    if args.model is not None:
+        _warn_other_languages(generator, counts["languages"], args.model)
     return counts
+
+
+def _warn_other_languages(generator, languages: dict[str, int], model: str) -> None:
+    """One warning, with the count, when passages are in a language the model was not trained
+    for (as its config says; a model that does not say gets none)."""
+    from qgen.generation.language import model_language
+    from qgen.modeling.pretrained import LANGUAGE_NAMES
+
+    trained = model_language(generator.model)
+    if trained is None:
+        return
+    other = {lang: n for lang, n in languages.items() if lang != trained}
+    if other:
+        total = sum(languages.values())
+        said = ", ".join(
+            f"{n} {LANGUAGE_NAMES.get(lang, lang)}" for lang, n in sorted(other.items())
+        )
+        print(
+            f"qgen generate: warning: {sum(other.values())} of {total} passages ({said}) are not "
+            f"in the language {model} was trained for ({LANGUAGE_NAMES.get(trained, trained)}); "
+            "without --model each passage goes to the shipped model of its language",
+            file=sys.stderr,
+        )
 
 
 def resolve_round_trip_reader(name: str | None, model: str | None) -> str:

@@ -75,11 +75,17 @@ def resolve_model_dir(path: str | None) -> str:
     Raises:
         CLIError: a missing, damaged or non-qgen model directory, naming the file.
     """
-    from qgen.modeling.pretrained import QGenModelError, check_model_dir, default_model_path
+    from qgen.modeling.pretrained import (
+        QGenModelError,
+        check_model_dir,
+        default_model_path,
+        shipped_or_path,
+    )
 
     try:
         if path is None:
             return default_model_path()
+        path = shipped_or_path(path)  # a directory, or a language code: en, zh
         check_model_dir(path)
     except QGenModelError as err:
         raise CLIError(str(err)) from None

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qgen.generation.filters import CorpusDedup, filter_passage_pairs
+from qgen.generation.language import LanguageRouter, detect_language
 from qgen.generation.round_trip import ReaderRoundTrip, RoundTrip, SelfRoundTrip
 from qgen.io.corpus import Passage, iter_passages
 
@@ -45,6 +46,7 @@ __all__ = [
     "iter_blocks",
     "iter_dataset",
     "resolve_round_trip",
+    "shipped_router",
     "to_records",
 ]
 
@@ -52,10 +54,10 @@ __all__ = [
 _ROUND_TRIP_FIELDS = ("round_trip_margin", "round_trip_f1")
 
 
-def to_records(passage: Passage, pairs: list[dict]) -> list[dict]:
+def to_records(passage: Passage, pairs: list[dict], language: str | None = None) -> list[dict]:
     """SQuAD-schema records (``id, title, context, question, answers{text, answer_start}``)
-    for one passage's pairs, numbered ``<passage id>-<k>``, with each pair's ``score`` and its
-    round-trip measure when it has one."""
+    for one passage's pairs, numbered ``<passage id>-<k>``, with each pair's ``score``, its
+    round-trip measure when it has one, and the passage's ``language`` when given."""
     records = []
     for k, pair in enumerate(pairs):
         record = {
@@ -73,6 +75,8 @@ def to_records(passage: Passage, pairs: list[dict]) -> list[dict]:
                 record[key] = (
                     round(value, 4) if key == "round_trip_margin" and value is not None else value
                 )
+        if language is not None:
+            record["language"] = language
         records.append(record)
     return records
 
@@ -90,6 +94,7 @@ class BlockResult:
     empty: int  # passages without a record
     filtered: Counter = field(default_factory=Counter)
     pairs: list[list[dict]] = field(default_factory=list)  # per passage, before numbering
+    languages: Counter = field(default_factory=Counter)  # passages per language
 
 
 class DatasetChain:
@@ -165,10 +170,9 @@ class DatasetChain:
     def _select(self, pairs: list[dict], filtered: Counter) -> list[dict]:
         """The best ``num_pairs`` of the checked candidates: by the round trip's measure (a
         margin of None, i.e. nothing to tell apart, ranks last), then the generator's score."""
-        key = self.round_trip.key if self.round_trip is not None else None
 
         def rank(pair):
-            measure = pair.get(key) if key else None
+            measure = next((pair[k] for k in _ROUND_TRIP_FIELDS if pair.get(k) is not None), None)
             return (measure is not None, measure if measure is not None else 0.0, pair["score"])
 
         wanted = self._wanted()
@@ -191,11 +195,22 @@ class DatasetChain:
         results = [
             self.postprocess(p.context, pairs, filtered) for p, pairs in zip(passages, results)
         ]
-        records = [r for p, pairs in zip(passages, results) for r in to_records(p, pairs)]
+        languages = [self.language(p.context) for p in passages]
+        records = [
+            r
+            for p, pairs, language in zip(passages, results, languages)
+            for r in to_records(p, pairs, language)
+        ]
         empty = sum(not pairs for pairs in results)
         if self.candidates is not None:  # passages that got fewer checked pairs than wanted
             filtered["passages_with_fewer_pairs"] += sum(len(p) < self._wanted() for p in results)
-        return BlockResult(records, len(passages), empty, filtered, results)
+        return BlockResult(records, len(passages), empty, filtered, results, Counter(languages))
+
+    def language(self, passage: str) -> str:
+        """The passage's language: the router's choice, else its script (`detect_language`)."""
+        if isinstance(self.generator, LanguageRouter):
+            return self.generator.language(passage)
+        return detect_language(passage)
 
 
 class CorpusFilter:
@@ -231,6 +246,30 @@ def iter_blocks(passages, block_size: int) -> Iterator[tuple[int, list[Passage]]
         yield index, block
 
 
+def shipped_router(device: str | None = None, **settings) -> LanguageRouter:
+    """A `LanguageRouter` over the shipped models (``settings`` override their saved decoding
+    settings). A language whose model this install lacks falls back to the English model, with
+    one warning naming the language."""
+    import warnings
+
+    from qgen.generation.generator import QAGenerator
+    from qgen.modeling.pretrained import LANGUAGE_MODELS, QGenModelError
+
+    router: LanguageRouter
+
+    def load(language: str):
+        try:
+            return QAGenerator.from_pretrained(language, device=device, **settings)
+        except QGenModelError as err:
+            if language == router.fallback:
+                raise
+            warnings.warn(f"{err}: its passages go to the English model", stacklevel=2)
+            return router.generator(router.fallback)
+
+    router = LanguageRouter(load, languages=tuple(LANGUAGE_MODELS))
+    return router
+
+
 def resolve_round_trip(round_trip, generator, min_f1: float = 1.0, device: str | None = None):
     """A `RoundTrip` from what a user passes: None / False (no check), a `RoundTrip`,
     ``"qag"`` (the generator's own model), ``"shipped"`` / True (the shipped English reader), a
@@ -239,6 +278,17 @@ def resolve_round_trip(round_trip, generator, min_f1: float = 1.0, device: str |
         return None
     if isinstance(round_trip, RoundTrip):
         return round_trip
+    if isinstance(generator, LanguageRouter):  # each language its own check
+        from qgen.generation.round_trip import LanguageRoundTrip
+
+        def choose(language: str):
+            if language == "en" and round_trip in (True, "shipped"):
+                return resolve_round_trip(round_trip, generator.generator("en"), min_f1, device)
+            if round_trip in (True, "shipped", "qag"):  # no shipped reader: the model itself
+                return SelfRoundTrip.of(generator.generator(language), min_f1)
+            return resolve_round_trip(round_trip, generator.generator(language), min_f1, device)
+
+        return LanguageRoundTrip(generator.language, choose)
     if round_trip == "qag":
         return SelfRoundTrip.of(generator, min_f1)
     from qgen.modeling.pretrained import check_model_dir, default_reader_path, shipped_or_path
@@ -276,7 +326,8 @@ def iter_dataset(
     Args:
         passages: a corpus file (.txt, .jsonl, .json, .parquet, .csv), a `datasets.Dataset`, or
             an iterable of strings / ``{"id", "context", "title"}`` dicts / `Passage`.
-        generator: a `QAGenerator` (default: the shipped English model and its settings).
+        generator: a `QAGenerator`, or a `LanguageRouter`; default: each passage goes to the
+            shipped model of its language (`shipped_router`), each model loaded on first use.
         filters: drop each passage's duplicate and near-duplicate pairs.
         near_duplicate_jaccard: word-set overlap from which two questions count as one.
         round_trip: None (no check), ``"shipped"``, ``"qag"``, a reader directory or name, or a
@@ -294,10 +345,8 @@ def iter_dataset(
         counts: a dict updated in place with the summary counts as records stream.
         progress: called with the number of passages of each finished block.
     """
-    if generator is None:
-        from qgen.generation.generator import QAGenerator
-
-        generator = QAGenerator.from_pretrained()
+    if generator is None:  # each passage to the shipped model of its language, loaded lazily
+        generator = shipped_router()
     chain = DatasetChain(
         generator,
         filters=filters,
@@ -312,7 +361,9 @@ def iter_dataset(
         CorpusFilter() if (filters if corpus_duplicates is None else corpus_duplicates) else None
     )
     totals = counts if counts is not None else {}
-    totals.update({"passages": 0, "pairs": 0, "passages_without_pairs": 0, "filtered": {}})
+    totals.update(
+        {"passages": 0, "pairs": 0, "passages_without_pairs": 0, "filtered": {}, "languages": {}}
+    )
     for b, chunk in iter_blocks(passages, block_size):
         result = chain.block(chunk, None if seed is None else seed + b)
         if corpus is not None:
@@ -323,6 +374,9 @@ def iter_dataset(
         filtered = Counter(totals["filtered"])
         filtered.update(result.filtered)
         totals["filtered"] = {k: v for k, v in filtered.items()}
+        languages = Counter(totals.get("languages", {}))
+        languages.update(result.languages)
+        totals["languages"] = dict(languages)
         yield from result.records
         if progress is not None:
             progress(result.passages)

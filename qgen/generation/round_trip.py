@@ -26,7 +26,7 @@ from qgen.generation.filters import token_f1
 from qgen.modeling.inputs import UniLMCollator, encode_source, special_token_ids
 
 __all__ = [
-    "ReaderRoundTrip", "RoundTrip", "SelfRoundTrip", "round_trip_answers", "round_trip_filter",
+    "LanguageRoundTrip", "ReaderRoundTrip", "RoundTrip", "SelfRoundTrip", "round_trip_answers", "round_trip_filter",
     "round_trip_margins", "round_trip_scores", "score_targets",
 ]  # fmt: skip
 
@@ -276,3 +276,30 @@ class SelfRoundTrip(RoundTrip):
     def keeps(self, pair: dict[str, Any]) -> bool:
         margin = pair[self.key]
         return margin is None or margin >= 0
+
+
+class LanguageRoundTrip(RoundTrip):
+    """A round trip per language: ``choose(language)`` gives the check of a passage's language
+    (built on first use; the shipped English reader for English, the generating model for a
+    language with no shipped reader). Each pair carries its check's own measure."""
+
+    name = "per language"
+
+    def __init__(self, language_of, choose):
+        self.language_of, self.choose = language_of, choose
+        self.checks: dict[str, RoundTrip] = {}
+
+    def _check(self, passage: str) -> RoundTrip:
+        language = self.language_of(passage)
+        if language not in self.checks:
+            self.checks[language] = self.choose(language)
+        return self.checks[language]
+
+    def score(self, passage: str, pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return self._check(passage).score(passage, pairs)
+
+    def check(self, passage: str, pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return self._check(passage).check(passage, pairs) if pairs else []
+
+    def keeps(self, pair: dict[str, Any]) -> bool:
+        raise TypeError("LanguageRoundTrip keeps by passage: use check(passage, pairs)")

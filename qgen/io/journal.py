@@ -162,9 +162,11 @@ class JournaledOutput:
         passages: int,
         empty: int,
         filtered: dict[str, int] | None = None,
+        languages: dict[str, int] | None = None,
     ) -> None:
         """Write one block's records, then journal it (in that order, each flushed to disk);
-        ``filtered`` counts the pairs dropped by each filter."""
+        ``filtered`` counts the pairs dropped by each filter, ``languages`` the passages of each
+        language."""
         start = self._out.tell()
         for record in records:
             self._out.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
@@ -172,6 +174,7 @@ class JournaledOutput:
         entry = {
             "block": block, "start": start, "end": self._out.tell(), "passages": passages,
             "pairs": len(records), "empty": empty, "filtered": dict(filtered or {}),
+            **({"languages": dict(languages)} if languages else {}),
         }  # fmt: skip
         self._log.write(json.dumps(entry) + "\n")
         _fsync(self._log)
@@ -196,14 +199,18 @@ class JournaledOutput:
         every journaled block."""
         blocks = self.journal.blocks.values()
         filtered: dict[str, int] = {}
+        languages: dict[str, int] = {}
         for b in blocks:
             for reason, n in b.get("filtered", {}).items():
                 filtered[reason] = filtered.get(reason, 0) + n
+            for language, n in b.get("languages", {}).items():
+                languages[language] = languages.get(language, 0) + n
         return {
             "passages": sum(b["passages"] for b in blocks),
             "pairs": sum(b["pairs"] for b in blocks),
             "passages_without_pairs": sum(b["empty"] for b in blocks),
             "filtered": filtered,
+            "languages": languages,
         }
 
     def records(self):

@@ -27,10 +27,12 @@ from pathlib import Path
 __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_READER",
+    "LANGUAGE_MODELS",
     "QGenModelError",
     "check_model_dir",
     "default_model_path",
     "default_reader_path",
+    "language_model_path",
     "load_model",
     "quantize_int8",
     "shipped_or_path",
@@ -38,6 +40,10 @@ __all__ = [
 
 DEFAULT_MODEL = "en-qag-minilm-l6"
 DEFAULT_READER = "en-reader-minilm-l6"
+# language code -> the shipped qag model of that language (QAGenerator.from_pretrained("zh"),
+# qgen generate --model zh); the Chinese one ships once its training is finished
+LANGUAGE_MODELS = {"en": DEFAULT_MODEL, "zh": "zh-qag-e5-small-l6"}
+LANGUAGE_NAMES = {"en": "English", "zh": "Chinese"}
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"  # qgen/models
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 _TOKENIZER = ("tokenizer.json", "vocab.txt", "sentencepiece.bpe.model", "spiece.model")
@@ -135,10 +141,38 @@ def default_model_path() -> str:
 
 def shipped_or_path(name: str) -> str:
     """``name`` when such a path exists, else the shipped model folder of that name
-    (``qgen/models/<name>``) when there is one, else ``name`` unchanged (for the check that
-    follows to name it)."""
+    (``qgen/models/<name>``, or of a language code: ``"en"``, ``"zh"``, `LANGUAGE_MODELS`) when
+    there is one, else ``name`` unchanged (for the check that follows to name it).
+
+    Raises:
+        QGenModelError: ``name`` is a language code whose model this install does not ship.
+    """
+    if os.path.exists(name):
+        return name
+    if name in LANGUAGE_MODELS:
+        return language_model_path(name)
     shipped = MODELS_DIR / name
-    return str(shipped) if not os.path.exists(name) and shipped.is_dir() else name
+    return str(shipped) if shipped.is_dir() else name
+
+
+def language_model_path(language: str) -> str:
+    """The checked directory of the shipped qag model of ``language`` (``"en"``, ``"zh"``).
+
+    Raises:
+        QGenModelError: no such language, or its model is not in this install.
+    """
+    if language not in LANGUAGE_MODELS:
+        raise QGenModelError(
+            f"no shipped model for language {language!r}; shipped: {sorted(LANGUAGE_MODELS)}"
+        )
+    path = MODELS_DIR / LANGUAGE_MODELS[language]
+    if not path.is_dir():
+        raise QGenModelError(
+            f"{path}: the {LANGUAGE_NAMES.get(language, language)} model is not in this install "
+            "yet; pass a model directory trained with qgen train (--model DIR)"
+        )
+    check_model_dir(path)
+    return str(path)
 
 
 def default_reader_path() -> str:
@@ -162,7 +196,8 @@ def load_model(
     """Load a qgen model and its tokenizer, checked; float32 weights in eval mode.
 
     Args:
-        path: a qgen model directory; None: the shipped English model.
+        path: a qgen model directory, or a language code (``"en"``, ``"zh"``: that language's
+            shipped model); None: the shipped English model.
         device: ``"cpu"``, ``"cuda"``, ...; default: CUDA when available.
         int8: quantize the linear layers to int8 (`quantize_int8`; CPU only).
 
@@ -177,6 +212,7 @@ def load_model(
     if path is None:
         path = default_model_path()
     else:
+        path = shipped_or_path(os.fspath(path))  # a directory, or a language code ("zh")
         check_model_dir(path)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = AutoTokenizer.from_pretrained(path)
