@@ -1,5 +1,6 @@
 """Scoring of generated questions and QA pairs with hand-made predictions."""
 
+import json
 import shutil
 
 import pytest
@@ -133,3 +134,215 @@ def test_text_distinct_n_and_diversity():
     assert div["distinct_questions_per_passage"] == 1.0
     assert div["distinct_answers_per_passage"] == 1.5
     assert 0 < div["distinct_1"] <= 1
+
+
+# ----------------------------------------------------------------------------- Chinese scoring
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # CJK characters one by one; Latin words, numbers and decimals whole; punctuation alone
+        ("BERT模型于2018年发布，", "bert 模 型 于 2018 年 发 布 ，"),
+        ("iPhone 12售价5,999元、约3.5折", "iphone 12 售 价 5,999 元 、 约 3.5 折"),
+        ("《战国无双3》由光荣和ω-force开发", "《 战 国 无 双 3 》 由 光 荣 和 ω - force 开 发"),
+        ("〇与𠀀都是汉字", "〇 与 𠀀 都 是 汉 字"),  # 〇 and an extension-B character
+    ],
+)
+def test_char_tokenize_splits_cjk_and_keeps_latin_words(text, expected):
+    assert tokenize_for_eval(text, "char") == expected
+
+
+def test_cjk_share_and_choose_tokenize():
+    assert evaluation.cjk_share(["泼水节ab"]) == pytest.approx(3 / 5)  # 3 CJK of 5 letters
+    assert evaluation.cjk_share(["123 ?!"]) == 0.0
+    zh = ["泼水节有多少年历史了？", "GPT-2是哪年发布的？"]
+    en = ["What is the capital of France?", "这是什么?"]
+    assert evaluation.choose_tokenize(zh)[0] == "char"
+    # 16 CJK characters and 3 Latin letters (GPT); 4 CJK and 24 Latin; digits, punctuation: none
+    assert evaluation.choose_tokenize(zh)[1] == "auto: Chinese data (84% of the letters are CJK)"
+    assert evaluation.choose_tokenize(en) == (
+        "word",
+        "auto: non-CJK data (14% of the letters are CJK)",
+    )
+    assert evaluation.choose_tokenize(zh, "word") == ("word", "given")
+    with pytest.raises(ValueError, match="tokenize='bpe'"):
+        evaluation.choose_tokenize(zh, "bpe")
+
+
+def test_char_level_bleu_rewards_shared_characters():
+    refs = [["泼水节有多少年历史了？"]]
+    same = compute_qg_metrics(["泼水节有多少年历史了？"], refs, tokenize="char", meteor=False)
+    close = compute_qg_metrics(["泼水节有几年历史？"], refs, tokenize="char", meteor=False)
+    word = compute_qg_metrics(["泼水节有几年历史？"], refs, tokenize="word", meteor=False)
+    assert same["bleu_4"] == pytest.approx(100.0, abs=1e-3)
+    assert close["rouge_l"] > 70  # 8 of 9 characters in order
+    assert word["rouge_l"] == pytest.approx(50.0)  # whole-clause "words": only "？" in common
+
+
+def test_answer_tokens_by_mode():
+    assert evaluation.answer_tokens("The Eiffel Tower!") == ["eiffel", "tower"]
+    assert evaluation.answer_tokens("光荣和ω-force。", "char") == ["光", "荣", "和", "ω", "force"]
+
+
+def test_character_level_gold_answer_match_by_hand():
+    answers = [["傣族的新年", "七百年", "光荣 和ω-force"], ["泼水节"]]
+    gold = [["傣族新年", "七百年。", "光荣和ω-force"], ["傣族"]]
+    scores = gold_answer_match(answers, gold, tokenize="char")
+    # exact (spacing and punctuation do not count): no, yes, yes; no
+    assert scores["answer_exact_match"] == pytest.approx(2 / 4)
+    # 傣族的新年 vs 傣族新年: 4 common characters, P = 4/5, R = 4/4 -> F1 = 8/9; 泼水节 vs 傣族: 0
+    assert scores["answer_f1"] == pytest.approx((8 / 9 + 1 + 1 + 0) / 4)
+    assert scores["gold_answers_covered"] == pytest.approx(2 / 4)
+    # SQuAD's normalisation makes each Chinese answer one whitespace word and keeps "。" (not
+    # ASCII): no credit at all
+    assert gold_answer_match(answers, gold)["answer_f1"] == 0.0
+
+
+def test_word_mode_gold_answer_f1_is_squads_token_f1():
+    from qgen.generation.filters import token_f1
+
+    for pred, ref in (("the Gustave", "Gustave Eiffel"), ("a b b", "b c"), ("The", "a")):
+        assert gold_answer_match([[pred]], [[ref]])["answer_f1"] == pytest.approx(
+            token_f1(pred, ref)
+        )
+
+
+@pytest.mark.parametrize(
+    "context, answer, start, language, expected",
+    [
+        ("泼水节是傣族的新年，有七百年历史。", "傣族", 4, "zh", "泼水节是的新年是什么？"),
+        ("泼水节是傣族的新年，有七百年历史。", "七百年", 11, "zh", "有历史是什么？"),
+        # a wrong offset: the nearest occurrence; clauses end at ；：、 and newlines too
+        ("甲：乙、丙在北京\n丁", "北京", 0, "zh", "丙在是什么？"),
+        ("没有答案。", "答案", -1, "zh", "没有是什么？"),
+        ("没有。", "答案", 0, "zh", "是什么？"),
+        (
+            "Bees dance. The Fresnel lens was invented in 1822. It is used in lighthouses.",
+            "1822",
+            45,
+            "en",
+            "The Fresnel lens was invented in?",
+        ),
+        ("Paris is the capital of France.", "Paris", 0, "en", "is the capital of France?"),
+    ],
+)
+def test_copy_baseline_question_by_hand(context, answer, start, language, expected):
+    assert evaluation.copy_baseline_question(context, answer, start, language) == expected
+
+
+def test_copy_baseline_scores_and_rejects_unknown_language():
+    contexts = ["泼水节是傣族的新年，有七百年历史。"] * 2
+    refs = [["泼水节是哪个民族的新年？"], ["泼水节有多少年历史？"]]
+    scores = evaluation.copy_baseline(contexts, ["傣族", "七百年"], [4, 11], refs, meteor=False)
+    assert scores["question"].endswith("是什么？") and "num_examples" not in scores
+    expected = compute_qg_metrics(
+        ["泼水节是的新年是什么？", "有历史是什么？"], refs, tokenize="char", meteor=False
+    )
+    assert scores["bleu_4"] == expected["bleu_4"] and scores["rouge_l"] == expected["rouge_l"]
+    with pytest.raises(ValueError, match="differ in length"):
+        evaluation.copy_baseline(contexts, ["傣族"], [4, 11], refs, meteor=False)
+    english = evaluation.copy_baseline(
+        ["Paris is the capital of France."], ["Paris"], [0], [["What is the capital of France?"]],
+        tokenize="word", meteor=False,
+    )  # fmt: skip
+    assert english["question"].endswith("+ ?") and english["rouge_l"] > 50
+    with pytest.raises(ValueError, match="unknown copy baseline language 'fr'; known: en, zh"):
+        evaluation.copy_baseline(contexts, ["傣族", "七百年"], [4, 11], refs, language="fr")
+
+
+def _squad_file(path, context, qas):
+    data = {"data": [{"title": "t", "paragraphs": [{"context": context, "qas": qas}]}]}
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return str(path)
+
+
+def _qa(i, question, answer, start):
+    return {
+        "id": f"q{i}",
+        "question": question,
+        "answers": [{"text": answer, "answer_start": start}],
+    }
+
+
+def _chinese_file(tmp_path):
+    qas = [
+        _qa(0, "泼水节是哪个民族的新年？", "傣族", 4),
+        _qa(1, "泼水节有多少年历史？", "七百年", 11),
+    ]
+    return _squad_file(tmp_path / "zh.json", "泼水节是傣族的新年，有七百年历史。", qas)
+
+
+def test_score_copy_baseline_names_the_mode(tmp_path):
+    zh = _chinese_file(tmp_path)
+    scores = evaluation.score_copy_baseline(zh, meteor=False)
+    assert scores["tokenize"] == "char" and scores["num_sources"] == 2
+    assert scores["tokenize_choice"].startswith("auto: Chinese data")
+    given = evaluation.score_copy_baseline(zh, tokenize="word", meteor=False)
+    assert given["tokenize"] == "word" and given["tokenize_choice"] == "given"
+    en = _squad_file(
+        tmp_path / "en.json",
+        "Paris is the capital of France.",
+        [_qa(0, "What is the capital of France?", "Paris", 0)],
+    )
+    english = evaluation.score_copy_baseline(en, meteor=False)
+    assert english["tokenize"] == "word" and english["question"].endswith("+ ?")
+
+
+def test_evaluate_model_reports_mode_and_copy_baseline(tmp_path, monkeypatch):
+    """`evaluate_model` on a tiny Chinese file, with a stand-in generator (no model)."""
+    from qgen_fixtures import tiny_chinese_tokenizer
+
+    from qgen.generation import config, generator
+    from qgen.modeling import pretrained
+
+    class Net:
+        name_or_path = "m"
+
+    class OneQuestionGenerator:  # asks the same question about every source
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def generate_questions(self, passages, answers, batch_size):
+            return [{"question": "泼水节是哪个民族的新年？"} for _ in passages]
+
+    monkeypatch.setattr(pretrained, "load_model", lambda *a, **k: (Net(), tiny_chinese_tokenizer()))
+    monkeypatch.setattr(generator, "QAGenerator", OneQuestionGenerator)
+    monkeypatch.setattr(config, "generator_kwargs", lambda *a, **k: {})
+    data = _chinese_file(tmp_path)
+    out = tmp_path / "preds.jsonl"
+    scores = evaluation.evaluate_model("m", data, meteor=False, output=str(out))
+    assert scores["tokenize"] == "char" and scores["num_sources"] == 2
+    assert scores["tokenize_choice"].startswith("auto: Chinese data")
+    assert 0 < scores["copy_baseline"]["bleu_1"] < 100
+    assert scores["copy_baseline"]["question"].endswith("是什么？")
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["copy_baseline"] for r in rows] == ["泼水节是的新年是什么？", "有历史是什么？"]
+    given = evaluation.evaluate_model("m", data, meteor=False, tokenize="word")
+    assert given["tokenize"] == "word" and given["tokenize_choice"] == "given"
+    # the baseline's questions follow the data's language, whatever the tokens are
+    assert given["copy_baseline"]["question"].endswith("是什么？")
+
+
+def test_copy_baseline_script_smoke_run(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "copy_baseline.py"
+    spec = importlib.util.spec_from_file_location("copy_baseline_script", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    scores = script.main(["--input", _chinese_file(tmp_path), "--max_samples", "8", "--no_meteor"])
+    assert json.loads(capsys.readouterr().out) == scores and scores["num_sources"] == 2
+    with pytest.raises(SystemExit):
+        script.main(["--input", "x.json", "--max_samples", "0"])
+    assert "--max_samples must be >= 1, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.shared_data
+def test_chinese_copy_baseline_on_cmrc2018_dev(shared_data):
+    """The issue measured BLEU-4 20.1 / ROUGE-L 35.8 (character level) for this baseline."""
+    dev = shared_data / "cmrc2018" / "cmrc2018_dev.json"
+    if not dev.is_file():
+        pytest.skip(f"{dev} not found")
+    scores = evaluation.score_copy_baseline(str(dev), meteor=False)
+    assert scores["tokenize"] == "char" and scores["num_sources"] > 3000
+    assert 15 < scores["bleu_4"] < 30 and 30 < scores["rouge_l"] < 50

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from qgen.cli.options import (
     CLIError,
@@ -37,7 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--num_pairs", type=int, default=None, help="qag: pairs per passage (default: saved, 3)"
     )
-    parser.add_argument("--tokenize", default="auto", choices=("auto", *TOKENIZE_MODES))
+    parser.add_argument(
+        "--tokenize", default="auto", choices=("auto", *TOKENIZE_MODES),
+        help="tokens for BLEU/METEOR/ROUGE-L and answer EM/F1: word (English), char (each CJK "
+        "character a token, Latin words and numbers whole); auto: char when more than half of "
+        "the letters of the gold questions and passages are CJK (the report says which)",
+    )  # fmt: skip
     parser.add_argument("--no_meteor", action="store_true", help="skip METEOR (needs Java)")
     parser.add_argument(
         "--sample_seed", type=int, default=None, help="score a random subset (seeded) of sources"
@@ -55,8 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_decoding_arguments(parser)
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
-    """Run ``qgen evaluate`` and print the metrics as one JSON object."""
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run ``qgen evaluate`` and print the metrics as one JSON object (for ``--task qg`` with
+    the copy baseline's beside them, under ``copy_baseline``)."""
     from transformers import set_seed
 
     from qgen.evaluation.metrics import evaluate_model
@@ -90,5 +97,5 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         )
     except ValueError as err:
         raise CLIError(str(err)) from None
-    print(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1, ensure_ascii=False))
     return results
