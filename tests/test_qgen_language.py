@@ -144,3 +144,17 @@ def test_without_a_chinese_model_chinese_passages_are_not_silent(shipped, tmp_pa
                  "--quiet"]) == 0  # fmt: skip
     err = capsys.readouterr().err
     assert "the Chinese model is not in this install" in err
+
+
+def test_pipeline_warns_once_about_a_passage_of_another_language(shipped, caplog):
+    import logging
+
+    import transformers
+
+    qa = transformers.pipeline("qa-generation", model=shipped["en"])
+    with caplog.at_level(logging.WARNING, logger="qgen.generation.pipeline"):
+        qa([EN])
+        assert not caplog.records
+        qa([ZH, ZH])
+    warned = [r for r in caplog.records if "looks Chinese" in r.getMessage()]
+    assert len(warned) == 1 and "trained for English" in warned[0].getMessage()

@@ -30,6 +30,7 @@ gives for them with the same ``batch_size``. A list spread over several batches 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,10 +40,12 @@ from transformers.pipelines.base import ChunkPipeline
 from qgen.generation.answers import merge_pairs
 from qgen.generation.config import generator_kwargs
 from qgen.generation.generator import QAGenerator
+from qgen.generation.language import detect_language, model_language
 from qgen.io.corpus import check_passage
-from qgen.modeling.pretrained import default_model_path
+from qgen.modeling.pretrained import LANGUAGE_NAMES, default_model_path
 from qgen.modeling.unilm import UniLMForQAGeneration
 
+logger = logging.getLogger(__name__)
 __all__ = ["DEFAULT_BATCH_SIZE", "QAGenerationPipeline", "ShippedModelDefault", "TASK"]
 
 TASK = "qa-generation"
@@ -186,7 +189,9 @@ class QAGenerationPipeline(ChunkPipeline):
         if counter is not None:
             index, counter.seen = counter.seen, counter.seen + 1
         passage = check_passage(passage, f"inputs[{index}]")
-        windows = (qa_generator or self.qa_generator).prepare_windows(passage) or [None]
+        generator = qa_generator or self.qa_generator
+        self._warn_language(passage, generator, index)
+        windows = generator.prepare_windows(passage) or [None]
         for i, window in enumerate(windows):
             yield {
                 "window": window,
@@ -194,6 +199,24 @@ class QAGenerationPipeline(ChunkPipeline):
                 "is_first": i == 0,
                 "is_last": i == len(windows) - 1,
             }
+
+    def _warn_language(self, passage: str, generator: QAGenerator, index: int) -> None:
+        """One warning per pipeline when a passage is not in the language its model was
+        trained for (the model's config says; ``qgen_language``), instead of silence."""
+        trained = model_language(generator.model)
+        if trained is None or getattr(self, "_warned_language", False):
+            return
+        language = detect_language(passage)
+        if language != trained:
+            self._warned_language = True
+            logger.warning(
+                "inputs[%d] looks %s, but this model was trained for %s: its pairs will not "
+                "be in the passage's language; use that language's model (e.g. "
+                "QAGenerator.from_pretrained(%r)), or qgen.generate_dataset / qgen generate "
+                "without a model, which route each passage by language (warned once)",
+                index, LANGUAGE_NAMES.get(language, language),
+                LANGUAGE_NAMES.get(trained, trained), language,
+            )  # fmt: skip
 
     def _forward(
         self,
