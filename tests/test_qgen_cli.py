@@ -1,6 +1,7 @@
 """`qgen generate`: inputs, SQuAD-schema output, and every error case named by file/line/field."""
 
 import json
+import shutil
 
 import datasets
 import pytest
@@ -510,6 +511,12 @@ def test_round_trip_reader_resolution(model_dir, tmp_path, monkeypatch):
     # the shipped model reads with the shipped reader; another model checks its own pairs
     assert resolve_round_trip_reader(None, None) == str(reader)
     assert resolve_round_trip_reader(None, str(model_dir)) == QAG_READER
+    # --model en (or the shipped English model's directory) is the shipped model too
+    english = shipped / qgen.modeling.pretrained.LANGUAGE_MODELS["en"]
+    shutil.copytree(model_dir, english)
+    assert resolve_round_trip_reader(None, "en") == str(reader)
+    assert resolve_round_trip_reader(None, str(english)) == str(reader)
+    assert resolve_round_trip_reader(None, "zh") == QAG_READER  # not shipped here
     assert resolve_round_trip_reader("qag", None) == QAG_READER
     assert resolve_round_trip_reader(DEFAULT_READER, str(model_dir)) == str(reader)  # by name
     assert resolve_round_trip_reader(str(reader), None) == str(reader)

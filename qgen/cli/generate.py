@@ -436,13 +436,27 @@ def _warn_other_languages(generator, languages: dict[str, int], model: str) -> N
         )
 
 
+def _is_shipped_english(model: str | None) -> bool:
+    from qgen.modeling.pretrained import LANGUAGE_MODELS, MODELS_DIR, shipped_or_path
+
+    if model is None:
+        return True
+    try:
+        path = shipped_or_path(model)
+    except Exception:  # a language whose model is not shipped: checked later, with its message
+        return False
+    english = MODELS_DIR / LANGUAGE_MODELS["en"]
+    return os.path.isdir(path) and os.path.samefile(path, english) if english.is_dir() else False
+
+
 def resolve_round_trip_reader(name: str | None, model: str | None) -> str:
     """Who reads the questions of ``--round_trip``: a checked reader directory, or ``"qag"``.
 
     Args:
         name: ``--round_trip_reader``: a directory, a shipped reader's name, ``"qag"`` or None
-            (the shipped reader when ``model`` is None, i.e. the shipped English model; else
-            ``"qag"``: a reader of another language or domain would not fit).
+            (the shipped reader with the shipped English model: no ``--model``, ``--model en``
+            or its directory; else ``"qag"``: a reader of another language or domain would not
+            fit).
         model: ``--model``.
 
     Raises:
@@ -457,7 +471,7 @@ def resolve_round_trip_reader(name: str | None, model: str | None) -> str:
 
     try:
         if name is None:
-            return default_reader_path() if model is None else QAG_READER
+            return default_reader_path() if _is_shipped_english(model) else QAG_READER
         if name == QAG_READER:
             return name
         path = shipped_or_path(name)
