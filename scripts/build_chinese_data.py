@@ -35,7 +35,9 @@ def _converter():
     try:
         import opencc
     except ImportError:
-        sys.exit("build_chinese_data: DRCD is Traditional Chinese; install OpenCC: pip install '.[zh]'")
+        sys.exit(
+            "build_chinese_data: DRCD is Traditional Chinese; install OpenCC: pip install '.[zh]'"
+        )
     return opencc.OpenCC("t2s")
 
 
@@ -81,7 +83,9 @@ def convert_file(path: str, to_simplified, counts: Counter) -> list[dict]:
                     counts["dropped_no_answer"] += 1
                     continue
                 qid = str(qa.get("id", f"{a}-{p}-{q}"))
-                qas.append({"id": qid, "question": conv(qa["question"]).strip(), "answers": answers})
+                qas.append(
+                    {"id": qid, "question": conv(qa["question"]).strip(), "answers": answers}
+                )
                 counts["kept"] += 1
             if qas:
                 paragraphs.append({"context": context, "qas": qas})

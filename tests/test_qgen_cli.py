@@ -300,7 +300,9 @@ def test_without_output_the_pairs_are_printed(model_dir, tmp_path, capsys):
 def test_output_and_options_are_checked_before_the_model_loads(tmp_path, capsys, monkeypatch):
     import qgen.modeling.pretrained
 
-    monkeypatch.setattr(qgen.modeling.pretrained, "load_model", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr(
+        qgen.modeling.pretrained, "load_model", lambda *a, **k: pytest.fail("model loaded")
+    )
     inp = tmp_path / "p.txt"
     inp.write_text(PASSAGES[0] + "\n")
     code, _, err = _run(

@@ -183,7 +183,9 @@ def test_the_shipped_model_writes_span_pairs():
     from importlib.resources import files
 
     path = default_model_path()
-    assert (qgen.modeling.pretrained.MODELS_DIR / qgen.modeling.pretrained.DEFAULT_MODEL / "README.md").is_file()
+    assert (
+        qgen.modeling.pretrained.MODELS_DIR / qgen.modeling.pretrained.DEFAULT_MODEL / "README.md"
+    ).is_file()
     assert QAGenerationConfig.from_pretrained(path).constrain_answers
     gen = QAGenerator.from_pretrained(device="cpu", seed=0)
     assert gen.task == "qag" and gen.model.dtype == torch.float32
