@@ -21,7 +21,7 @@ from qgen.cli.options import (
     generator_settings,
     resolve_model_dir,
 )
-from qgen.generation.dataset import BlockResult, CorpusFilter, iter_blocks
+from qgen.generation.dataset import BlockResult, CorpusFilter, iter_blocks, passage_of
 from qgen.io.corpus import Passage, count_passages
 from qgen.io.journal import JournaledOutput, journal_path, read_journal
 from qgen.modeling.pretrained import DEFAULT_READER
@@ -305,16 +305,10 @@ def _generate(args, model_dir, settings, out, total, mine, local_rank, world) ->
     import torch
     from tqdm.auto import tqdm
 
-    from qgen.generation.dataset import DatasetChain
+    from qgen.generation.dataset import DatasetChain, language_round_trip, shipped_router
     from qgen.generation.generator import QAGenerator
-    from qgen.generation.language import LanguageRouter
-    from qgen.generation.round_trip import LanguageRoundTrip, ReaderRoundTrip, SelfRoundTrip
-    from qgen.modeling.pretrained import (
-        LANGUAGE_MODELS,
-        QGenModelError,
-        language_model_path,
-        load_model,
-    )
+    from qgen.generation.round_trip import ReaderRoundTrip, SelfRoundTrip
+    from qgen.modeling.pretrained import load_model
 
     device = args.device
     if device is None and torch.cuda.is_available() and not args.int8:
@@ -339,27 +333,13 @@ def _generate(args, model_dir, settings, out, total, mine, local_rank, world) ->
         return ReaderRoundTrip(args.round_trip_reader, args.round_trip_f1, str(generator.device))
 
     if args.model is None:  # each passage to the shipped model of its language, loaded lazily
-        router: LanguageRouter
-
-        def load(language: str):
-            if language == "en":
-                return build(model_dir, settings)
-            try:
-                directory = language_model_path(language)
-            except QGenModelError as err:
-                print(f"qgen generate: warning: {err}: its passages go to the English model",
-                      file=sys.stderr)  # fmt: skip
-                return router.generator("en")
-            return build(directory, generator_settings(args, directory))
-
-        router = generator = LanguageRouter(load, languages=tuple(LANGUAGE_MODELS))
+        generator = shipped_router(
+            build=lambda directory: build(directory, generator_settings(args, directory)),
+            on_missing=lambda message: print(f"qgen generate: warning: {message}", file=sys.stderr),
+        )  # fmt: skip
         round_trip = None
         if args.round_trip:  # the English reader reads English; other languages check themselves
-            round_trip = LanguageRoundTrip(
-                router.language,
-                lambda language: check_of(router.generator(language)) if language == "en"
-                else SelfRoundTrip.of(router.generator(language), args.round_trip_f1),
-            )  # fmt: skip
+            round_trip = language_round_trip(generator, check_of, args.round_trip_f1)
     else:
         generator = build(model_dir, settings)
         round_trip = check_of(generator)
@@ -391,9 +371,11 @@ def _generate(args, model_dir, settings, out, total, mine, local_rank, world) ->
             if corpus is not None:  # after numbering, exactly as the merge of several processes
                 result = corpus(result)
             if out is None:
+                shown: dict[str, list[dict]] = {}
+                for record in result.records:
+                    shown.setdefault(passage_of(record), []).append(record)
                 for k, passage in enumerate(chunk):
-                    shown = [r for r in result.records if r["id"].rsplit("-", 1)[0] == passage.id]
-                    _print_pairs(passage, shown, b * size + k + 1)
+                    _print_pairs(passage, shown.get(passage.id, []), b * size + k + 1)
             else:
                 out.write_block(
                     b, result.records, len(chunk), result.empty, result.filtered, result.languages
@@ -437,13 +419,18 @@ def _warn_other_languages(generator, languages: dict[str, int], model: str) -> N
 
 
 def _is_shipped_english(model: str | None) -> bool:
-    from qgen.modeling.pretrained import LANGUAGE_MODELS, MODELS_DIR, shipped_or_path
+    from qgen.modeling.pretrained import (
+        LANGUAGE_MODELS,
+        MODELS_DIR,
+        QGenModelError,
+        shipped_or_path,
+    )
 
     if model is None:
         return True
     try:
         path = shipped_or_path(model)
-    except Exception:  # a language whose model is not shipped: checked later, with its message
+    except QGenModelError:  # a language whose model is not shipped: checked later, by name
         return False
     english = MODELS_DIR / LANGUAGE_MODELS["en"]
     return os.path.isdir(path) and os.path.samefile(path, english) if english.is_dir() else False

@@ -45,7 +45,9 @@ __all__ = [
     "generate_dataset",
     "iter_blocks",
     "iter_dataset",
+    "passage_of",
     "resolve_round_trip",
+    "language_round_trip",
     "shipped_router",
     "to_records",
 ]
@@ -81,8 +83,9 @@ def to_records(passage: Passage, pairs: list[dict], language: str | None = None)
     return records
 
 
-def _passage_of(record: dict) -> str:
-    return str(record["id"]).rsplit("-", 1)[0]  # ids are "<passage>-<k>"
+def passage_of(record: dict) -> str:
+    """The passage id of a record (record ids are ``<passage id>-<k>``)."""
+    return str(record["id"]).rsplit("-", 1)[0]
 
 
 @dataclass
@@ -225,7 +228,7 @@ class CorpusFilter:
         kept = [r for r in before if self.dedup.add(r["question"], r["answers"]["text"][0])]
         result.filtered["corpus_duplicate_question"] += len(before) - len(kept)
         # passages that had records before the filter and none after it
-        result.empty += len({_passage_of(r) for r in before} - {_passage_of(r) for r in kept})
+        result.empty += len({passage_of(r) for r in before} - {passage_of(r) for r in kept})
         result.records = kept
         return result
 
@@ -246,28 +249,53 @@ def iter_blocks(passages, block_size: int) -> Iterator[tuple[int, list[Passage]]
         yield index, block
 
 
-def shipped_router(device: str | None = None, **settings) -> LanguageRouter:
-    """A `LanguageRouter` over the shipped models (``settings`` override their saved decoding
-    settings). A language whose model this install lacks falls back to the English model, with
-    one warning naming the language."""
+def shipped_router(build=None, on_missing=None, device: str | None = None, **settings):
+    """A `LanguageRouter` over the shipped models, each built the first time a passage of its
+    language comes. A language whose model this install lacks falls back to the English model,
+    with one message naming the language.
+
+    Args:
+        build: ``build(directory) -> QAGenerator`` (default: `QAGenerator.from_pretrained` with
+            ``device`` and ``settings``, which override the saved decoding settings).
+        on_missing: called with that message (default: `warnings.warn`).
+    """
     import warnings
 
-    from qgen.generation.generator import QAGenerator
-    from qgen.modeling.pretrained import LANGUAGE_MODELS, QGenModelError
+    from qgen.modeling.pretrained import LANGUAGE_MODELS, QGenModelError, language_model_path
+
+    if build is None:
+        from qgen.generation.generator import QAGenerator
+
+        def build(directory: str):
+            return QAGenerator.from_pretrained(directory, device=device, **settings)
 
     router: LanguageRouter
 
     def load(language: str):
         try:
-            return QAGenerator.from_pretrained(language, device=device, **settings)
+            directory = language_model_path(language)
         except QGenModelError as err:
             if language == router.fallback:
                 raise
-            warnings.warn(f"{err}: its passages go to the English model", stacklevel=2)
+            (on_missing or warnings.warn)(f"{err}: its passages go to the English model")
             return router.generator(router.fallback)
+        return build(directory)
 
     router = LanguageRouter(load, languages=tuple(LANGUAGE_MODELS))
     return router
+
+
+def language_round_trip(router: LanguageRouter, english, min_f1: float = 1.0):
+    """The round trip of routed passages: English passages get ``english(generator)`` (e.g. the
+    shipped English reader); other languages, whose readers qgen does not ship, the model's own
+    check (`SelfRoundTrip`)."""
+    from qgen.generation.round_trip import LanguageRoundTrip
+
+    def choose(language: str):
+        generator = router.generator(language)
+        return english(generator) if language == "en" else SelfRoundTrip.of(generator, min_f1)
+
+    return LanguageRoundTrip(router.language, choose)
 
 
 def resolve_round_trip(round_trip, generator, min_f1: float = 1.0, device: str | None = None):
@@ -278,17 +306,10 @@ def resolve_round_trip(round_trip, generator, min_f1: float = 1.0, device: str |
         return None
     if isinstance(round_trip, RoundTrip):
         return round_trip
-    if isinstance(generator, LanguageRouter):  # each language its own check
-        from qgen.generation.round_trip import LanguageRoundTrip
-
-        def choose(language: str):
-            if language == "en" and round_trip in (True, "shipped"):
-                return resolve_round_trip(round_trip, generator.generator("en"), min_f1, device)
-            if round_trip in (True, "shipped", "qag"):  # no shipped reader: the model itself
-                return SelfRoundTrip.of(generator.generator(language), min_f1)
-            return resolve_round_trip(round_trip, generator.generator(language), min_f1, device)
-
-        return LanguageRoundTrip(generator.language, choose)
+    if isinstance(generator, LanguageRouter):  # the check for English, the model's own for others
+        return language_round_trip(
+            generator, lambda g: resolve_round_trip(round_trip, g, min_f1, device), min_f1
+        )
     if round_trip == "qag":
         return SelfRoundTrip.of(generator, min_f1)
     from qgen.modeling.pretrained import check_model_dir, default_reader_path, shipped_or_path
