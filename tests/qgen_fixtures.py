@@ -25,6 +25,8 @@ __all__ = [
     "tiny_sentencepiece_tokenizer",
     "tiny_unilm_config",
     "tiny_unilm_model",
+    "save_tiny_qag_model",
+    "save_tiny_reader",
 ]
 
 _WORDS = [
@@ -109,3 +111,33 @@ def tiny_unilm_model(vocab_size: int = 99, seed: int = 0, **overrides) -> UniLMF
 
     torch.manual_seed(seed)
     return UniLMForQAGeneration(tiny_unilm_config(vocab_size, **overrides)).eval()
+
+
+def save_tiny_qag_model(path, tokenizer=None, sep_bias: float = 4.0, **config) -> str:
+    """Save a tiny random qag model and its tokenizer (default: `tiny_wordpiece_tokenizer`) to
+    ``path``; ``sep_bias`` raises the end token's logit so that targets end early (fast tests),
+    ``config`` sets config attributes (``qgen_task``, ``qgen_language``, ...)."""
+    import torch
+
+    tokenizer = tokenizer or tiny_wordpiece_tokenizer()
+    model = tiny_unilm_model(vocab_size=len(tokenizer))
+    with torch.no_grad():
+        model.cls.predictions.bias[tokenizer.sep_token_id] += sep_bias
+    for name, value in config.items():
+        setattr(model.config, name, value)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def save_tiny_reader(path, tokenizer=None) -> str:
+    """Save a tiny random extractive reader (`BertForQuestionAnswering`, one layer) and its
+    tokenizer (default: `tiny_wordpiece_tokenizer`) to ``path``."""
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    tokenizer = tokenizer or tiny_wordpiece_tokenizer()
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
+                        num_attention_heads=4, intermediate_size=37)  # fmt: skip
+    BertForQuestionAnswering(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)

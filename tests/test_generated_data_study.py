@@ -6,9 +6,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
-from qgen_fixtures import tiny_unilm_model, tiny_wordpiece_tokenizer
-from transformers import BertConfig, BertForQuestionAnswering
+from qgen_fixtures import (
+    save_tiny_qag_model,
+    save_tiny_reader,
+)
 
 from studies.generated_data.study import (
     GeneratedDataConfig,
@@ -65,19 +66,8 @@ def test_reader_round_trip_keeps_agreeing_pairs_then_drops_corpus_duplicates():
 
 def _tiny_models(tmp_path):
     """A tiny qag model (``tmp_path/qag``) and a tiny extractive reader (``tmp_path/reader``)."""
-    tok = tiny_wordpiece_tokenizer()
-    model = tiny_unilm_model(vocab_size=len(tok))
-    with torch.no_grad():
-        model.cls.predictions.bias[tok.sep_token_id] += 3.0
-    model.config.qgen_task = "qag"
-    model.save_pretrained(tmp_path / "qag")
-    tok.save_pretrained(tmp_path / "qag")
-    reader = BertForQuestionAnswering(BertConfig(vocab_size=len(tok), hidden_size=32,
-                                                 num_hidden_layers=1, num_attention_heads=4,
-                                                 intermediate_size=37))  # fmt: skip
-    reader.save_pretrained(tmp_path / "reader")
-    tok.save_pretrained(tmp_path / "reader")
-    return str(tmp_path / "qag"), str(tmp_path / "reader")
+    qag = save_tiny_qag_model(tmp_path / "qag", sep_bias=3.0, qgen_task="qag")
+    return qag, save_tiny_reader(tmp_path / "reader")
 
 
 @pytest.mark.slow

@@ -5,9 +5,11 @@ import shutil
 
 import datasets
 import pytest
-import torch
-from qgen_fixtures import tiny_unilm_model, tiny_wordpiece_tokenizer
-from transformers import BertConfig, BertForQuestionAnswering, BertModel
+from qgen_fixtures import (
+    save_tiny_qag_model,
+    save_tiny_reader,
+)
+from transformers import BertConfig, BertModel
 
 import qgen.modeling.pretrained
 from qgen.cli import build_parser, main
@@ -25,15 +27,7 @@ PASSAGES = [
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    tok = tiny_wordpiece_tokenizer()
-    model = tiny_unilm_model(vocab_size=len(tok))
-    with torch.no_grad():
-        model.cls.predictions.bias[tok.sep_token_id] += 4.0  # end targets early (fast tests)
-    path = tmp_path_factory.mktemp("qag-model")
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
+    return save_tiny_qag_model(tmp_path_factory.mktemp("qag-model"))  # targets end early
 
 
 def _run(capsys, *argv):
@@ -399,15 +393,8 @@ def test_round_trip_drops_and_counts(model_dir, tmp_path, capsys):
 
 
 def test_round_trip_with_an_extractive_reader(model_dir, tmp_path, capsys):
-    from transformers import BertForQuestionAnswering
 
-    tok = tiny_wordpiece_tokenizer()
-    reader = tmp_path / "reader"
-    BertForQuestionAnswering(
-        BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1,
-                   num_attention_heads=4, intermediate_size=37)
-    ).save_pretrained(reader)  # fmt: skip
-    tok.save_pretrained(reader)
+    reader = save_tiny_reader(tmp_path / "reader")
     inp = tmp_path / "p.txt"
     inp.write_text("\n".join(PASSAGES) + "\n")
     out = tmp_path / "qa.jsonl"
@@ -504,12 +491,7 @@ def test_round_trip_reader_resolution(model_dir, tmp_path, monkeypatch):
     shipped = tmp_path / "models"
     monkeypatch.setattr(qgen.modeling.pretrained, "MODELS_DIR", shipped)
     reader = shipped / DEFAULT_READER
-    tok = tiny_wordpiece_tokenizer()
-    BertForQuestionAnswering(
-        BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1,
-                   num_attention_heads=4, intermediate_size=37)
-    ).save_pretrained(reader)  # fmt: skip
-    tok.save_pretrained(reader)
+    save_tiny_reader(reader)
     # the shipped model reads with the shipped reader; another model checks its own pairs
     assert resolve_round_trip_reader(None, None) == str(reader)
     assert resolve_round_trip_reader(None, str(model_dir)) == QAG_READER

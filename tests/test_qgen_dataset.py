@@ -6,8 +6,10 @@ from collections import Counter
 
 import pytest
 import torch
-from qgen_fixtures import tiny_unilm_model, tiny_wordpiece_tokenizer
-from transformers import BertConfig, BertForQuestionAnswering
+from qgen_fixtures import (
+    save_tiny_qag_model,
+    save_tiny_reader,
+)
 
 import qgen
 from qgen.cli.main import main
@@ -40,27 +42,13 @@ PASSAGES = [
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    tok = tiny_wordpiece_tokenizer()
-    model = tiny_unilm_model(vocab_size=len(tok))
-    with torch.no_grad():
-        model.cls.predictions.bias[tok.sep_token_id] += 4.0  # end targets early (fast tests)
-    path = tmp_path_factory.mktemp("qag-model")
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
+    return save_tiny_qag_model(tmp_path_factory.mktemp("qag-model"))  # targets end early
 
 
 @pytest.fixture(scope="module")
 def reader_dir(tmp_path_factory):
     torch.manual_seed(0)
-    tok = tiny_wordpiece_tokenizer()
-    config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1,
-                        num_attention_heads=4, intermediate_size=37)  # fmt: skip
-    path = tmp_path_factory.mktemp("reader")
-    BertForQuestionAnswering(config).save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
+    return save_tiny_reader(tmp_path_factory.mktemp("reader"))
 
 
 def _corpus(tmp_path, passages=PASSAGES):

@@ -5,8 +5,7 @@ import json
 import shutil
 
 import pytest
-import torch
-from qgen_fixtures import tiny_chinese_tokenizer, tiny_unilm_model, tiny_wordpiece_tokenizer
+from qgen_fixtures import save_tiny_qag_model, tiny_chinese_tokenizer
 
 import qgen.modeling.pretrained
 from qgen.cli.main import main
@@ -27,27 +26,14 @@ def test_detect_language_by_script(text, language):
     assert detect_language(text) == language
 
 
-def _save(path, tokenizer, language, sep_bias=4.0):
-    torch.manual_seed(0)
-    model = tiny_unilm_model(vocab_size=len(tokenizer))
-    with torch.no_grad():
-        model.cls.predictions.bias[tokenizer.sep_token_id] += sep_bias  # short targets
-    model.config.qgen_task = "qag"
-    model.config.qgen_language = language
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
-
-
 @pytest.fixture
 def shipped(tmp_path, monkeypatch):
     """A models folder with a tiny English and a tiny Chinese model under the shipped names."""
     models = tmp_path / "models"
-    en = _save(
-        models / qgen.modeling.pretrained.LANGUAGE_MODELS["en"], tiny_wordpiece_tokenizer(), "en"
-    )
-    zh = _save(
-        models / qgen.modeling.pretrained.LANGUAGE_MODELS["zh"], tiny_chinese_tokenizer(), "zh"
+    names = qgen.modeling.pretrained.LANGUAGE_MODELS
+    en = save_tiny_qag_model(models / names["en"], qgen_task="qag", qgen_language="en")
+    zh = save_tiny_qag_model(
+        models / names["zh"], tiny_chinese_tokenizer(), qgen_task="qag", qgen_language="zh"
     )
     monkeypatch.setattr(qgen.modeling.pretrained, "MODELS_DIR", models)
     return {"en": en, "zh": zh, "models": models}

@@ -10,7 +10,9 @@ import datasets
 import pytest
 import torch
 import transformers
-from qgen_fixtures import tiny_unilm_model, tiny_wordpiece_tokenizer
+from qgen_fixtures import (
+    save_tiny_qag_model,
+)
 from transformers.pipelines.base import ChunkPipeline, Pipeline
 from transformers.pipelines.pt_utils import KeyDataset
 
@@ -64,15 +66,7 @@ BEFORE = {
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    tok = tiny_wordpiece_tokenizer()
-    model = tiny_unilm_model(vocab_size=len(tok))
-    with torch.no_grad():
-        model.cls.predictions.bias[tok.sep_token_id] += 4.0  # end targets early (fast tests)
-    path = tmp_path_factory.mktemp("qag-model")
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
+    return save_tiny_qag_model(tmp_path_factory.mktemp("qag-model"))  # targets end early
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 import torch
-from qgen_fixtures import tiny_unilm_model, tiny_wordpiece_tokenizer
+from qgen_fixtures import save_tiny_reader, tiny_unilm_model, tiny_wordpiece_tokenizer
 
 import qgen.modeling.pretrained
 from decoding import DecodingConfig
@@ -244,16 +244,11 @@ def test_the_shipped_reader_answers_questions():
 
 
 def test_reader_directories_are_checked(model_dir, tmp_path, monkeypatch):
-    from transformers import BertConfig, BertForQuestionAnswering
 
     from qgen.modeling.pretrained import default_reader_path
 
-    reader, tok = tmp_path / "reader", tiny_wordpiece_tokenizer()
-    BertForQuestionAnswering(
-        BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
-                   intermediate_size=37)
-    ).save_pretrained(reader)  # fmt: skip
-    tok.save_pretrained(reader)
+    reader = tmp_path / "reader"
+    save_tiny_reader(reader)
     check_model_dir(reader, reader=True)
     with pytest.raises(QGenModelError, match="not an extractive QA model"):
         check_model_dir(model_dir, reader=True)  # a qgen model is no reader
