@@ -1,14 +1,21 @@
 """Throughput of `decoding.decode` against HF ``model.generate``, measured in the same run.
 
 One JSON line per case (greedy, nucleus sampling, beam 4; batch 1 and 8), then one line with
-the environment. Both sides decode the same random GPT-2-shaped model (6 layers, hidden 384,
-vocabulary 30k) for exactly ``--new_tokens`` tokens (no end token). Repetitions run in
-back-to-back pairs (alternating which side goes first); tokens/s are from the median times,
-``ratio`` is the median of the paired ratios ``t_hf / t_ours`` (> 1: ours is faster), which
-is robust to load drift on a shared machine.
+the environment. Three sides decode the same random GPT-2-shaped model (6 layers, hidden 384,
+vocabulary 30k) for exactly ``--new_tokens`` tokens (no end token): ``decode`` ("after"),
+``decode`` with the issue-21 shortcuts off (``DecodingConfig.without_shortcuts()``, "before")
+and ``model.generate`` ("hf"). Repetitions run back to back, rotating which side goes first;
+tokens/s are from the median times, and each ``ratio_*`` is the median of the per-repetition
+ratios of times (> 1: the first-named side is faster), which is robust to load drift on a
+shared machine.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_decoding.py          # full
-    OMP_NUM_THREADS=1 python benchmarks/bench_decoding.py --quick  # smoke run
+``--profile`` instead prints, per case, where the time of one call goes (ms per decoding
+step, i.e. per generated token of every row: model body, LM head, cache handling, processors,
+token selection, the rest of the loop) for each side, and the bandwidth floor (bytes of weights / a large tensor copy's bandwidth).
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_decoding.py            # full
+    OMP_NUM_THREADS=1 python benchmarks/bench_decoding.py --quick    # smoke run
+    OMP_NUM_THREADS=1 python benchmarks/bench_decoding.py --profile  # per-stage breakdown
 """
 
 from __future__ import annotations
@@ -23,9 +30,11 @@ from collections.abc import Callable
 
 import torch
 import transformers
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import Cache, GPT2Config, GPT2LMHeadModel, LogitsProcessorList
+from transformers.cache_utils import DynamicLayer
 
-from decoding import DecodingConfig, decode, generate_kwargs
+from decoding import DecodingConfig, adapters, decode, generate_kwargs, search
+from decoding.cache import PreallocatedLayer
 
 CASES = {
     "greedy": {"strategy": "greedy"},
@@ -55,46 +64,158 @@ def _timed(fn: Callable[[], torch.Tensor]) -> tuple[float, torch.Tensor]:
     return time.perf_counter() - start, out
 
 
-def run_case(model, name: str, batch: int, args: argparse.Namespace) -> dict:
-    """Time ours and ``generate`` on one case; return the JSON record."""
+def _sides(model, name: str, batch: int, args: argparse.Namespace) -> dict[str, Callable]:
+    """The three decoders of one case: after, before (shortcuts off) and HF generate."""
     gen = torch.Generator().manual_seed(batch)
     ids = torch.randint(1, model.config.vocab_size, (batch, args.prompt_len), generator=gen)
     cfg = DecodingConfig(max_new_tokens=args.new_tokens, seed=0, **CASES[name])
+    before = cfg.without_shortcuts()
     hf_kwargs = generate_kwargs(cfg)
-
-    def ours() -> torch.Tensor:
-        return decode(model, ids, cfg).sequences
 
     def theirs() -> torch.Tensor:
         torch.manual_seed(0)
         return model.generate(ids, **hf_kwargs)
 
-    ours(), theirs()  # warm-up
-    times: dict[str, list[float]] = {"ours": [], "hf": []}
+    return {
+        "after": lambda: decode(model, ids, cfg).sequences,
+        "before": lambda: decode(model, ids, before).sequences,
+        "hf": theirs,
+    }
+
+
+def run_case(model, name: str, batch: int, args: argparse.Namespace) -> dict:
+    """Time after / before / ``generate`` on one case; return the JSON record."""
+    sides = list(_sides(model, name, batch, args).items())
+    for _, fn in sides:
+        fn()  # warm-up
+    times: dict[str, list[float]] = {side: [] for side, _ in sides}
     outs = {}
-    with torch.no_grad():
-        for rep in range(args.reps):
-            # Pairs run back to back, in alternating order, so that load drift on a shared
-            # machine hits both sides alike; the ratio is the median of the paired ratios.
-            sides = [("ours", ours), ("hf", theirs)]
-            for side, fn in sides if rep % 2 == 0 else sides[::-1]:
-                t, outs[side] = _timed(fn)
-                times[side].append(t)
+    for rep in range(args.reps):
+        # Back to back, rotating the order, so that load drift hits every side alike.
+        for side, fn in sides[rep % 3 :] + sides[: rep % 3]:
+            t, outs[side] = _timed(fn)
+            times[side].append(t)
     new_tokens = batch * args.new_tokens
-    assert outs["ours"].shape == outs["hf"].shape == (batch, args.prompt_len + args.new_tokens)
-    ours_tps = new_tokens / statistics.median(times["ours"])
-    hf_tps = new_tokens / statistics.median(times["hf"])
-    paired = [h / o for o, h in zip(times["ours"], times["hf"])]
+    for out in outs.values():
+        assert out.shape == (batch, args.prompt_len + args.new_tokens)
+    tps = {side: new_tokens / statistics.median(ts) for side, ts in times.items()}
+
+    def ratio(slow: str, fast: str) -> float:
+        return round(statistics.median(s / f for s, f in zip(times[slow], times[fast])), 3)
+
     return {
         "case": name,
         "batch": batch,
         "new_tokens": args.new_tokens,
-        "ours_tokens_per_s": round(ours_tps, 1),
-        "hf_tokens_per_s": round(hf_tps, 1),
-        "ratio": round(statistics.median(paired), 3),
-        "ratio_of_medians": round(ours_tps / hf_tps, 3),
-        "identical": bool(torch.equal(outs["ours"], outs["hf"])),
+        "after_tokens_per_s": round(tps["after"], 1),
+        "before_tokens_per_s": round(tps["before"], 1),
+        "hf_tokens_per_s": round(tps["hf"], 1),
+        "ratio_after_vs_hf": ratio("hf", "after"),
+        "ratio_before_vs_hf": ratio("hf", "before"),
+        "ratio_after_vs_before": ratio("before", "after"),
+        "identical_after_hf": bool(torch.equal(outs["after"], outs["hf"])),
+        "identical_before_hf": bool(torch.equal(outs["before"], outs["hf"])),
         "reps": args.reps,
+    }
+
+
+class _StageClock:
+    """Exclusive wall time per stage: a stage entered inside another is not counted twice."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+        self._stack: list[list] = []  # [stage, start, time spent in nested stages]
+
+    def enter(self, stage: str) -> None:
+        self._stack.append([stage, time.perf_counter(), 0.0])
+
+    def leave(self) -> None:
+        stage, start, nested = self._stack.pop()
+        spent = time.perf_counter() - start
+        self.totals[stage] = self.totals.get(stage, 0.0) + spent - nested
+        if self._stack:
+            self._stack[-1][2] += spent
+
+    def wrap(self, stage: str, fn: Callable) -> Callable:
+        def timed(*args, **kwargs):
+            self.enter(stage)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.leave()
+
+        return timed
+
+
+def _instrument(clock: _StageClock, model) -> Callable[[], None]:
+    """Time the stages of both loops; returns the function that undoes it."""
+    undo = []
+
+    def patch(owner, attr: str, stage: str) -> None:
+        original = getattr(owner, attr)
+        setattr(owner, attr, clock.wrap(stage, original))
+        undo.append(lambda: setattr(owner, attr, original))
+
+    for owner, attr in ((DynamicLayer, "update"), (PreallocatedLayer, "update")):
+        patch(owner, attr, "cache")
+    patch(Cache, "reorder_cache", "cache")
+    patch(LogitsProcessorList, "__call__", "processors")
+    patch(adapters._TransposedHead, "__call__", "lm_head")
+    for name in ("_choose_argmax", "_choose_multinomial", "_choose_multinomial_fast"):
+        patch(search, name, "selection")
+    # generate's selection is inline: its softmax / multinomial / argmax calls.
+    patch(torch, "multinomial", "selection")
+    patch(torch, "argmax", "selection")
+    patch(torch.nn.functional, "softmax", "selection")
+    for module, stage in ((model.base_model, "body"), (model.lm_head, "lm_head")):
+        handles = (
+            module.register_forward_pre_hook(lambda *a, s=stage: clock.enter(s)),
+            module.register_forward_hook(lambda *a: clock.leave()),
+        )
+        undo.extend(h.remove for h in handles)
+    return lambda: [u() for u in reversed(undo)]
+
+
+def profile_case(sides: dict[str, Callable], name: str, batch: int, new_tokens: int, model) -> dict:
+    """ms per decoding step in each stage of one call, for each side (after a warm-up).
+
+    ``body`` is the model without its LM head (the cache writes excluded), ``other`` the rest
+    of the loop (inputs, masks, bookkeeping; for beam search also the beam selection).
+    """
+    record: dict = {"profile": name, "batch": batch, "new_tokens": new_tokens}
+    for side, fn in sides.items():
+        fn()  # warm-up
+        clock = _StageClock()
+        undo = _instrument(clock, model)
+        try:
+            start = time.perf_counter()
+            fn()
+            total = time.perf_counter() - start
+        finally:
+            undo()
+        per_token = {k: v * 1e3 / new_tokens for k, v in clock.totals.items()}
+        per_token["other"] = total * 1e3 / new_tokens - sum(per_token.values())
+        per_token["total"] = total * 1e3 / new_tokens
+        record[side] = {k: round(v, 2) for k, v in sorted(per_token.items())}
+    return record
+
+
+def bandwidth_floor(model) -> dict:
+    """Bytes of weights read per step / memory bandwidth of a 256 MiB tensor copy."""
+    src = torch.ones(64 * 2**20)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        dst.copy_(src)
+        times.append(time.perf_counter() - start)
+    bandwidth = 2 * src.numel() * 4 / statistics.median(times)  # read + write
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    return {
+        "bandwidth_GB_per_s": round(bandwidth / 1e9, 2),
+        "weights_MB": round(weights / 1e6, 1),
+        "floor_ms_per_step": round(weights / bandwidth * 1e3, 2),
     }
 
 
@@ -121,6 +242,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--new_tokens", type=int, default=64)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    p.add_argument("--batches", nargs="+", type=int, default=[1, 8])
+    p.add_argument("--profile", action="store_true", help="per-stage ms per token, no ratios")
     p.add_argument("--quick", action="store_true", help="tiny model, 8 tokens, 1 rep (smoke run)")
     args = p.parse_args(argv)
     if args.quick:
@@ -134,9 +258,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     transformers.logging.set_verbosity_error()
     model = build_model(args.layers, args.hidden, args.vocab)
     records = []
-    for name in CASES:
-        for batch in (1, 8):
-            record = run_case(model, name, batch, args)
+    if args.profile:
+        records.append(bandwidth_floor(model))
+        print(json.dumps(records[-1]), flush=True)
+    for name in args.cases:
+        for batch in args.batches:
+            if args.profile:
+                sides = _sides(model, name, batch, args)
+                record = profile_case(sides, name, batch, args.new_tokens, model)
+            else:
+                record = run_case(model, name, batch, args)
             print(json.dumps(record), flush=True)
             records.append(record)
     env = environment(args)

@@ -17,6 +17,7 @@ import torch
 
 from .config import DecodingConfig, DecodingOutput
 from .protocol import StepModel
+from .rows import LiveRows
 from .search import ProcessorFactory
 
 __all__ = ["beam_search"]
@@ -145,7 +146,11 @@ def beam_search(
         stop = ~unsatisfied.any() | (fin.done.all() & (config.early_stopping is True)) | hits.all()
         if bool(stop):
             break
-        state = model.reorder(state, beam_idx)
+        if isinstance(model, LiveRows):  # beams of finished inputs leave the batch
+            alive = unsatisfied.expand(b, k).reshape(-1)
+            state = model.reorder(state, beam_idx, alive)
+        else:
+            state = model.reorder(state, beam_idx)
     return _collect(fin, prompt_len, config)
 
 

@@ -22,6 +22,7 @@ from .processors import (
     TemperatureProcessor,
     build_processors,
 )
+from .rows import LiveRows
 from .search import greedy_search, sample_search
 
 __all__ = ["decode", "generate_kwargs"]
@@ -73,8 +74,15 @@ def _decode(
     model_kwargs: dict[str, Any],
 ) -> DecodingOutput:
     strategy = STRATEGIES[config.strategy]  # an unknown name raises, naming the known ones
-    step_model = as_step_model(model, use_cache=config.use_cache)
+    step_model = as_step_model(
+        model,
+        use_cache=config.use_cache,
+        max_new_tokens=config.max_new_tokens if config.preallocate_cache else None,
+        fast_lm_head=config.fast_lm_head,
+    )
     initial = getattr(step_model, "initial_sequence", None)
+    if config.drop_finished:
+        step_model = LiveRows(step_model)
     sequences = initial(input_ids) if initial is not None else input_ids
     state = step_model.start(input_ids, **model_kwargs)
 

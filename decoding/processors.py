@@ -43,6 +43,7 @@ from transformers import (
 )
 
 from .config import DecodingConfig
+from .nucleus import top_p_remove_mask
 from .registry import Registry
 
 __all__ = [
@@ -120,18 +121,32 @@ class TopKProcessor(TopKLogitsWarper):
 class TopPProcessor(TopPLogitsWarper):
     """HF's `TopPLogitsWarper` (nucleus: keep the smallest top set whose probability mass
     reaches ``top_p``), with our checks: ``top_p`` in (0, 1]; 1 switches it off (returns the
-    scores untouched, where HF would still drop tokens whose probability underflows to 0)."""
+    scores untouched, where HF would still drop tokens whose probability underflows to 0).
 
-    def __init__(self, top_p: float, min_tokens_to_keep: int = 1):
+    With ``fast=True`` (default) CPU scores are cut by `decoding.nucleus.top_p_remove_mask`:
+    HF's kept set bit for bit without its ``torch.sort``; rows where the cut falls inside a
+    tie, and other devices, go through HF's code.
+    """
+
+    def __init__(self, top_p: float, min_tokens_to_keep: int = 1, fast: bool = True):
         if not 0.0 < top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], got top_p={top_p}")
         _check_min_tokens_to_keep(min_tokens_to_keep)
         super().__init__(top_p, min_tokens_to_keep=min_tokens_to_keep)
+        self.fast = fast
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
         if self.top_p >= 1.0:
             return scores
-        return super().__call__(input_ids, scores)
+        cut = top_p_remove_mask(scores, self.top_p, self.min_tokens_to_keep) if self.fast else None
+        if cut is None:
+            return super().__call__(input_ids, scores)
+        remove, exact = cut
+        out = scores.masked_fill(remove, self.filter_value)
+        if not bool(exact.all()):
+            rows = (~exact).nonzero().squeeze(1)
+            out[rows] = super().__call__(input_ids, scores[rows])
+        return out
 
 
 class _KeepEos(LogitsProcessor):
@@ -181,8 +196,9 @@ class ConsistentTopP(_KeepEos):
         top_p: float,
         eos_token_id: int | Sequence[int] | None = None,
         min_tokens_to_keep: int = 1,
+        fast: bool = True,
     ):
-        super().__init__(TopPProcessor(top_p, min_tokens_to_keep), eos_token_id)
+        super().__init__(TopPProcessor(top_p, min_tokens_to_keep, fast), eos_token_id)
         self.top_p = float(top_p)
 
 
@@ -318,7 +334,7 @@ def build_processors(
             (
                 "consistent_top_p" if consistent else "top_p",
                 config.top_p < 1.0,
-                {"top_p": config.top_p, **eos_kw},
+                {"top_p": config.top_p, "fast": config.fast_top_p, **eos_kw},
             ),
         ]
     processors = LogitsProcessorList(

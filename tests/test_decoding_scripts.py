@@ -29,5 +29,20 @@ def test_bench_decoding_quick(capsys):
     records = _load("benchmarks/bench_decoding.py").main(["--quick"])
     cases = [r for r in records if "case" in r]
     assert len(cases) == 6
-    assert all(r["identical"] for r in cases if r["case"] != "nucleus")
+    assert all(r["identical_after_hf"] and r["identical_before_hf"] for r in cases)
+    assert all(r["ratio_after_vs_hf"] > 0 and r["ratio_after_vs_before"] > 0 for r in cases)
     assert records[-1]["env"] and records[-1]["threads"] == 1
+
+
+@pytest.mark.slow
+def test_bench_decoding_profile_quick():
+    records = _load("benchmarks/bench_decoding.py").main(
+        ["--quick", "--profile", "--cases", "nucleus", "--batches", "2"]
+    )
+    assert records[0]["floor_ms_per_step"] > 0
+    (profile,) = [r for r in records if "profile" in r]
+    for side in ("after", "before", "hf"):
+        stages = profile[side]
+        assert stages["processors"] > 0 and stages["selection"] > 0 and stages["body"] > 0
+        parts = sum(v for k, v in stages.items() if k != "total")
+        assert abs(parts - stages["total"]) < 1e-6 + 0.05

@@ -1,0 +1,119 @@
+"""A key/value cache written in place: `PreallocatedLayer` and `preallocated_cache`.
+
+HF's `DynamicLayer` grows by ``torch.cat`` every step, i.e. it copies the whole cache once per
+token (``O(T^2)`` copies over a decode). `PreallocatedLayer` allocates room for ``capacity``
+tokens once and writes each step's keys/values into the next slots; ``update`` returns views
+of the filled part, so attention sees exactly the tensors ``DynamicLayer`` would give it (same
+values, same shape, only larger strides) and the logits are bitwise the same (tested).
+
+HF's own `StaticCache` is not used: it returns the whole ``max_cache_len`` buffer and relies on
+an attention mask over the empty slots, which changes the attention computation (and so the
+last bits of the logits) and costs a mask per step.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import DynamicCache, PretrainedConfig
+from transformers.cache_utils import DynamicLayer
+
+__all__ = ["PreallocatedLayer", "preallocated_cache"]
+
+
+class PreallocatedLayer(DynamicLayer):
+    """One layer's cache: ``(N, heads, capacity, head_dim)`` buffers filled in place.
+
+    Args:
+        capacity: most tokens the layer will hold (prompt + new tokens).
+    """
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity = capacity
+        self.length = 0
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        n, heads, _, _ = key_states.shape
+        self.device = key_states.device
+        self._key_buffer = key_states.new_empty((n, heads, self.capacity, key_states.shape[-1]))
+        self._value_buffer = value_states.new_empty(
+            (n, heads, self.capacity, value_states.shape[-1])
+        )
+        self.is_initialized = True
+
+    def _expose(self) -> None:
+        # Views of the filled slots: what DynamicLayer.keys / .values would hold.
+        self.keys = self._key_buffer[:, :, : self.length]
+        self.values = self._value_buffer[:, :, : self.length]
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write ``(N, heads, t, head_dim)`` new states after the filled slots; return all."""
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        end = self.length + key_states.shape[-2]
+        if end > self.capacity:
+            raise ValueError(f"PreallocatedLayer holds capacity={self.capacity} tokens, got {end}")
+        self._key_buffer[:, :, self.length : end] = key_states
+        self._value_buffer[:, :, self.length : end] = value_states
+        self.length = end
+        self._expose()
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def get_max_length(self) -> int:
+        return self.capacity
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        """Select rows (expand, follow beams, drop finished rows); copies the filled part only."""
+        if not self.is_initialized:
+            return
+        index = beam_idx.to(self.device)
+        for name in ("_key_buffer", "_value_buffer"):
+            old = getattr(self, name)
+            new = old.new_empty((index.shape[0], *old.shape[1:]))
+            torch.index_select(old[:, :, : self.length], 0, index, out=new[:, :, : self.length])
+            setattr(self, name, new)
+        self._expose()
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self.reorder_cache(torch.as_tensor(indices, device=self.device).flatten())
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        n = self._key_buffer.shape[0] if self.is_initialized else 0
+        self.reorder_cache(torch.arange(n, device=self.device).repeat_interleave(repeats))
+
+    def crop(self, tokens_to_remove: int) -> None:
+        if tokens_to_remove > 0:
+            raise ValueError(
+                f"crop takes a negative count, got tokens_to_remove={tokens_to_remove}"
+            )
+        self.length = max(0, self.length + tokens_to_remove)
+        if self.is_initialized:
+            self._expose()
+
+    def reset(self) -> None:
+        self.length = 0
+        super().reset()
+
+
+def preallocated_cache(config: PretrainedConfig, capacity: int) -> DynamicCache:
+    """HF's `DynamicCache` for ``config`` with every full-attention layer preallocated.
+
+    Layers of other kinds (sliding window, linear attention ...) keep HF's implementation.
+    Without per-layer types in the config, every layer is preallocated.
+    """
+    cache = DynamicCache(config=config)
+    if not cache.layers:
+        n_layers = config.get_text_config(decoder=True).num_hidden_layers
+        cache.layers = [PreallocatedLayer(capacity) for _ in range(n_layers)]
+        cache.layer_class_to_replicate = None
+        return cache
+    cache.layers = [
+        PreallocatedLayer(capacity) if type(layer) is DynamicLayer else layer
+        for layer in cache.layers
+    ]
+    return cache
