@@ -14,20 +14,33 @@
    the MiniLM tokenizer: the earlier recipe (one row per question, fp32) against the new one
    (shared-passage packing + bf16 autocast where the CPU computes bf16 natively), and each
    lever alone. Batches are formed from length-sorted rows, as ``group_by_length`` does.
+5. ``qa_lean_step`` (issue 21): passages/s of one ``generate`` call of the shipped model (or
+   ``--model``) on the first ``--passages`` distinct contexts of ``--squad_dev`` (seed 0,
+   ``rank_answers=False``), with the earlier UniLM step (``UniLMStepModel(lean=False)``,
+   "before") against the lean one ("after"), paired repetitions in alternating order, and
+   whether the outputs are identical. ``--profile`` prints instead, for both steps, ms per
+   passage per stage (windows, encoding, answers, questions, post-processing) and ms per
+   decoding step (encoder layers, LM head, reorders, the rest of the loop) against the
+   bandwidth floor.
 
 All on a MiniLM-L6-shaped model (6 layers, hidden 384, 12 heads, 30,522-token vocabulary) with
 random weights unless ``--model`` names a trained qgen model. Run with one thread:
 
     OMP_NUM_THREADS=1 python benchmarks/bench_qgen.py [--repeats 3] [--cases decode,train_step,qa_generation]
     OMP_NUM_THREADS=2 python benchmarks/bench_qgen.py --cases train_throughput   # both cores
+    OMP_NUM_THREADS=1 python benchmarks/bench_qgen.py --cases qa_lean_step --passages 32
+    OMP_NUM_THREADS=1 python benchmarks/bench_qgen.py --profile --passages 32
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
 import platform
+import statistics
 import time
 
 import torch
@@ -356,6 +369,203 @@ def _sample_passages(n: int, squad_file: str | None = None) -> list[str]:
     return (contexts * (n // len(contexts) + 1))[:n]
 
 
+# ----------------------------------------------------------------- the lean UniLM step (issue 21)
+
+
+@contextlib.contextmanager
+def step_path(lean: bool):
+    """`QAGenerator` with the lean step (``lean=True``) or the earlier one (``lean=False``)."""
+    from qgen.generation import generator as module
+
+    original = module.UniLMStepModel
+    module.UniLMStepModel = functools.partial(UniLMStepModel, lean=lean)
+    try:
+        yield
+    finally:
+        module.UniLMStepModel = original
+
+
+def first_contexts(squad_file: str, n: int) -> list[str]:
+    """The first ``n`` distinct contexts of a SQuAD file, in file order."""
+    with open(squad_file, encoding="utf-8") as f:
+        data = json.load(f)["data"]
+    contexts = [p["context"] for a in data for p in a["paragraphs"]]
+    return list(dict.fromkeys(contexts))[:n]
+
+
+def bench_qa_lean(generator, passages: list[str], reps: int) -> dict:
+    """Passages/s of one ``generator.generate(passages)`` call, the earlier step ("before")
+    against the lean one ("after"): a warm-up each, then ``reps`` back-to-back pairs in
+    alternating order; the ratio is the median of the paired time ratios."""
+    sides = {"before": False, "after": True}
+    outputs, times = {}, {side: [] for side in sides}
+    for lean in sides.values():  # warm-up
+        with step_path(lean):
+            generator.generate(passages[:4])
+    for rep in range(reps):
+        order = list(sides) if rep % 2 == 0 else list(sides)[::-1]
+        for side in order:
+            with step_path(sides[side]):
+                start = time.perf_counter()
+                outputs[side] = generator.generate(passages)
+                times[side].append(time.perf_counter() - start)
+    rate = {side: len(passages) / statistics.median(t) for side, t in times.items()}
+    ratios = [b / a for b, a in zip(times["before"], times["after"])]
+    return {
+        "case": "qa_lean_step",
+        "passages": len(passages),
+        "reps": reps,
+        "passages_per_s_before": round(rate["before"], 3),
+        "passages_per_s_after": round(rate["after"], 3),
+        "ratio_after_vs_before": round(statistics.median(ratios), 3),
+        "ratios": [round(r, 3) for r in ratios],
+        "seconds_before": [round(t, 2) for t in times["before"]],
+        "seconds_after": [round(t, 2) for t in times["after"]],
+        "identical": outputs["before"] == outputs["after"],
+    }
+
+
+class _Clock:
+    """Exclusive wall time per stage (a stage entered inside another is not counted twice);
+    an inner stage is named after the outer one it runs in (``answers.lm_head``)."""
+
+    OUTER = ("windows", "encode", "answers", "questions")
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self.kv_bytes: dict[str, float] = {}
+        self._stack: list[list] = []  # [name, start, nested]
+
+    def outer(self) -> str:
+        names = [s[0] for s in self._stack if s[0] in self.OUTER]
+        return names[-1] if names else "other"
+
+    def wrap(self, stage: str, fn):
+        @functools.wraps(fn)
+        def timed(*args, **kwargs):
+            name = stage if stage in self.OUTER else f"{self.outer()}.{stage}"
+            self._stack.append([name, time.perf_counter(), 0.0])
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                name, start, nested = self._stack.pop()
+                spent = time.perf_counter() - start
+                self.totals[name] = self.totals.get(name, 0.0) + spent - nested
+                if self._stack:
+                    self._stack[-1][2] += spent
+
+        return timed
+
+
+def _instrument(clock: _Clock) -> list:
+    """Patch the generator's stages and the step model's parts; returns the undo list."""
+    from qgen.generation import generator as module
+    from qgen.modeling import step as step_module
+
+    undo = []
+
+    def patch(owner, attr, stage):
+        original = getattr(owner, attr)
+        setattr(owner, attr, clock.wrap(stage, original))
+        undo.append((owner, attr, original))
+
+    cls = module.QAGenerator
+    for attr, stage in (("_windows", "windows"), ("_encode", "encode"),
+                        ("_sample_answers", "answers"), ("_ask", "questions"),
+                        ("_decode_text", "postprocess")):  # fmt: skip
+        patch(cls, attr, stage)
+    for name in ("locate_tokens", "locate_answer", "merge_pairs", "normalize_question"):
+        patch(module, name, "postprocess")
+    patch(module, "decode", "decode")  # the decoding loop, minus the parts below
+    patch(step_module, "_cached_layer", "layers")  # body: attention, FFN, cache writes
+    patch(step_module.UniLMForQAGeneration, "lm_head", "lm_head")
+    patch(step_module.FastLMHead, "__call__", "lm_head")
+    patch(step_module.UniLMStepModel, "reorder", "reorder")
+    step = step_module.UniLMStepModel.step
+
+    def counted(self, input_ids, state):
+        key = clock.outer()
+        clock.counts[key] = clock.counts.get(key, 0) + 1
+        if state.cache is not None:  # keys + values of every cached position, all layers
+            layers = self.model.config.num_hidden_layers
+            n, width = state.next_position.shape[0], self.model.config.hidden_size
+            kv = 2 * layers * n * (state.cache.length + 1) * width * 4
+            clock.kv_bytes[key] = clock.kv_bytes.get(key, 0.0) + kv
+        return step(self, input_ids, state)
+
+    step_module.UniLMStepModel.step = counted
+    undo.append((step_module.UniLMStepModel, "step", step))
+    return undo
+
+
+def profile_qa(generator, passages: list[str], lean: bool) -> dict:
+    """ms per passage in each stage of one ``generate(passages)`` call (after a warm-up), and
+    for the two decoding stages ms per decoding step (one ``step`` of the batch), split into
+    the encoder layers, the LM head, the cache reorders and the rest of the loop, against
+    the floors: weights bytes / copy bandwidth, and that plus the cached keys/values read."""
+    with step_path(lean):
+        generator.generate(passages[:4])  # warm-up
+        clock = _Clock()
+        undo = _instrument(clock)
+        try:
+            start = time.perf_counter()
+            generator.generate(passages)
+            total = time.perf_counter() - start
+        finally:
+            for owner, attr, original in reversed(undo):
+                setattr(owner, attr, original)
+    per_passage = {k: v * 1e3 / len(passages) for k, v in clock.totals.items()}
+    stages = {s: sum(v for k, v in per_passage.items() if k == s or k.startswith(s + "."))
+              for s in clock.OUTER}  # fmt: skip
+    stages["postprocess"] = sum(v for k, v in per_passage.items() if k.endswith("postprocess"))
+    for s in ("answers", "questions"):
+        stages[s] -= per_passage.get(f"{s}.postprocess", 0.0)
+    stages["other"] = total * 1e3 / len(passages) - sum(stages.values())
+    bandwidth = _copy_bandwidth()
+    weights = sum(p.numel() * p.element_size() for p in generator.model.parameters())
+    steps = {}
+    for s in ("answers", "questions"):
+        n = clock.counts.get(s, 0)
+        if not n:
+            continue
+        parts = {p: clock.totals.get(f"{s}.{p}", 0.0) * 1e3 / n
+                 for p in ("layers", "lm_head", "reorder", "decode")}  # fmt: skip
+        parts["loop"] = parts.pop("decode")
+        kv = clock.kv_bytes.get(s, 0.0) / n
+        steps[s] = {
+            "steps": n,
+            "ms_per_step": round(sum(parts.values()), 2),
+            **{k: round(v, 2) for k, v in parts.items()},
+            "floor_weights_ms": round(weights / bandwidth * 1e3, 2),
+            "floor_weights_kv_ms": round((weights + kv) / bandwidth * 1e3, 2),
+            "kv_MB_per_step": round(kv / 1e6, 1),
+        }
+    return {
+        "profile": "qa_generation",
+        "step": "lean" if lean else "before",
+        "passages": len(passages),
+        "total_ms_per_passage": round(total * 1e3 / len(passages), 1),
+        "ms_per_passage": {k: round(v, 1) for k, v in stages.items()},
+        "per_step": steps,
+        "bandwidth_GB_per_s": round(bandwidth / 1e9, 2),
+        "weights_MB": round(weights / 1e6, 1),
+    }
+
+
+def _copy_bandwidth() -> float:
+    """Bytes per second of a 256 MiB tensor copy (read + write), the median of 5."""
+    src = torch.ones(64 * 2**20)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        dst.copy_(src)
+        times.append(time.perf_counter() - start)
+    return 2 * src.numel() * 4 / statistics.median(times)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -385,9 +595,31 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     parser.add_argument("--paragraphs", type=int, default=48, help="train_throughput sample")
     parser.add_argument("--question_batch", type=int, default=16, help="questions per step")
+    parser.add_argument(
+        "--squad_dev",
+        default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "squad",
+                             "squad_dev_v1.1.json"),
+        help="qa_lean_step / --profile: the first --passages distinct contexts of this file",
+    )  # fmt: skip
+    parser.add_argument("--profile", action="store_true",
+                        help="per-stage ms of one generate call, before and after (shipped model)")  # fmt: skip
     args = parser.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     cases = set(args.cases.split(","))
+    if args.profile or "qa_lean_step" in cases:
+        from qgen.generation.generator import QAGenerator
+
+        path = None if args.model in (None, "shipped") else args.model
+        generator = QAGenerator.from_pretrained(path, "cpu", rank_answers=False, seed=0)
+        passages = first_contexts(args.squad_dev, args.passages)
+        if args.profile:
+            for lean in (False, True):
+                emit(profile_qa(generator, passages, lean))
+        if "qa_lean_step" in cases:
+            emit(bench_qa_lean(generator, passages, args.repeats))
+        cases -= {"qa_lean_step"}
+        if args.profile or not cases:
+            return
     if "train_throughput" in cases:
         bench_train_throughput(args.squad_file, args.paragraphs, args.question_batch)
         if cases == {"train_throughput"}:

@@ -105,7 +105,7 @@ def test_generate_schema(make_tok):
             scores = [p["score"] for p in pairs]
             assert scores == sorted(scores, reverse=True)
             for p in pairs:
-                assert set(p) == {"question", "answer", "answer_start", "score"}
+                assert set(p) == {"question", "answer", "answer_start", "score", "answer_score"}
                 assert isinstance(p["question"], str) and p["question"]
                 assert p["score"] <= 0.0
                 if p["answer_start"] >= 0:
@@ -155,7 +155,7 @@ def test_random_model_answers_are_all_whole_word_spans(make_tok, strategy):
                      window_stride=8)  # fmt: skip
     passages = [PASSAGE, "世界第二高山峰是乔戈里峰，位于中国境内。", "the cat sat on the mat. " * 8]
     out = gen.generate(passages, num_pairs=3, batch_size=2, keep_non_span_answers=True)
-    assert sum(len(p) for p in out) >= 4
+    assert sum(len(p) for p in out) >= 3  # punctuation-only spans are not answers
     for passage, pairs in zip(passages, out):
         for p in pairs:
             start = p["answer_start"]

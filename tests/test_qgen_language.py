@@ -5,7 +5,7 @@ import json
 import shutil
 
 import pytest
-from qgen_fixtures import save_tiny_qag_model, tiny_chinese_tokenizer
+from qgen_fixtures import save_tiny_qag_model, save_tiny_reader, tiny_chinese_tokenizer
 
 import qgen.modeling.pretrained
 from qgen.cli.main import main
@@ -28,9 +28,11 @@ def test_detect_language_by_script(text, language):
 
 @pytest.fixture
 def shipped(tmp_path, monkeypatch):
-    """A models folder with a tiny English and a tiny Chinese model under the shipped names."""
+    """A models folder with a tiny English and a tiny Chinese model and a tiny English reader
+    under the shipped names."""
     models = tmp_path / "models"
     names = qgen.modeling.pretrained.LANGUAGE_MODELS
+    save_tiny_reader(models / qgen.modeling.pretrained.DEFAULT_READER)
     en = save_tiny_qag_model(models / names["en"], qgen_task="qag", qgen_language="en")
     zh = save_tiny_qag_model(
         models / names["zh"], tiny_chinese_tokenizer(), qgen_task="qag", qgen_language="zh"

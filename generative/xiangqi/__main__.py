@@ -1,4 +1,4 @@
-"""``python -m generative.xiangqi play --model DIR``: play Chinese chess against the model."""
+"""``python -m generative.xiangqi play|uci|ladder``: play, serve UCI, or run the ladder (cli.py)."""
 
 from .cli import main
 

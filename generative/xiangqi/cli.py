@@ -1,4 +1,9 @@
-"""``python -m generative.xiangqi play``: a terminal game against the model.
+"""``python -m generative.xiangqi play|uci|ladder``: a terminal game, a UCI engine, the ladder.
+
+``play`` is a terminal game against the engine (the search with the LM prior by default; Su's
+pure-LM player with ``--player lm``); ``uci`` speaks UCI on stdin/stdout (`uci.UCIEngine`);
+``ladder`` plays a player against random, greedy and Fairy-Stockfish (`ladder.run_ladder`).
+All three use the model shipped in the package unless ``--model DIR`` names another.
 
 Red is drawn with traditional characters (車馬相仕帥炮兵), Black with simplified ones
 (车马象士将炮卒), Red at the bottom; files a-i and ranks 0-9 are labelled (ICCS). Type moves
@@ -15,9 +20,15 @@ import sys
 import time
 from typing import TextIO
 
+from transformers import HfArgumentParser
+
 from .board import RED, Board, move_to_iccs
-from .evaluation import load_xiangqi_model
-from .player import LMPlayer, LMPlayerConfig
+from .evaluation import default_model_dir, load_xiangqi_model
+from .ladder import LadderConfig, ladder_table, run_ladder
+from .player import LMPlayer, LMPlayerConfig, Player
+from .scoring import MoveScorer
+from .search import SearchConfig, SearchPlayer
+from .uci import UCIEngine
 
 __all__ = ["draw_board", "play_terminal", "main", "RED_GLYPHS", "BLACK_GLYPHS"]
 
@@ -53,7 +64,7 @@ def _read(stream: TextIO) -> str | None:
 
 
 def play_terminal(
-    player: LMPlayer,
+    player: Player,
     human_side: int = RED,
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
@@ -106,21 +117,69 @@ def play_terminal(
     return record
 
 
-def main(argv: list[str] | None = None) -> dict:
+def _model_dir(arg: str | None, parser: argparse.ArgumentParser) -> str | None:
+    """``--model`` if given, else the shipped model; ``--model none`` means no model."""
+    if arg is not None:
+        return None if arg.lower() == "none" else arg
+    return default_model_dir()
+
+
+def _play(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
+    model_dir = _model_dir(args.model, parser)
+    if model_dir is None and args.player != "search":
+        parser.error(f"--player {args.player} needs a model: pass --model DIR (none shipped)")
+    search = SearchConfig(depth=args.depth, movetime_ms=args.movetime)
+    if args.player == "search":
+        player = SearchPlayer(search)
+    else:
+        model, tokenizer = load_xiangqi_model(model_dir)
+        if args.player == "lm":
+            config = LMPlayerConfig(
+                args.method, args.strategy, args.temperature, args.top_k, args.top_p, args.seed
+            )
+            player = LMPlayer(model, tokenizer, config)
+        else:
+            player = SearchPlayer(search, MoveScorer(model, tokenizer))
+    record = args.record or os.path.join(
+        "runs", "xiangqi_games", time.strftime("%Y%m%d-%H%M%S") + ".json"
+    )
+    human = RED if args.human == "red" else -RED
+    return play_terminal(player, human, record_path=record, color=args.color)
+
+
+def _uci(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    config = SearchConfig(depth=args.depth, movetime_ms=args.movetime)
+    UCIEngine(model_dir=_model_dir(args.model, parser), config=config).run()
+
+
+def _ladder(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dict]:
+    hf = HfArgumentParser(LadderConfig, prog=f"{parser.prog} ladder")
+    (config,) = hf.parse_args_into_dataclasses(args=args.args)
+    rows = run_ladder(config)
+    print(ladder_table(rows))
+    return rows
+
+
+def main(argv: list[str] | None = None):
     parser = argparse.ArgumentParser(
         prog="python -m generative.xiangqi", description=__doc__.split("\n")[0]
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    play = sub.add_parser("play", help="play against the model in the terminal")
+    model_help = "model directory (default: the shipped model; 'none': no model)"
+    play = sub.add_parser("play", help="play against the engine in the terminal")
+    play.add_argument("--model", default=None, help=model_help)
     play.add_argument(
-        "--model", required=True, help="directory written by scripts/train_xiangqi.py"
-    )
+        "--player", choices=("search+lm", "search", "lm"), default="search+lm",
+        help="search with the LM prior (default), search alone, or Su's pure-LM player",
+    )  # fmt: skip
     play.add_argument(
         "--human", choices=("red", "black"), default="red", help="your colour (Red moves first)"
     )
-    play.add_argument("--method", choices=("score", "generate"), default="score")
+    play.add_argument("--depth", type=int, default=6, help="search: maximum depth")
+    play.add_argument("--movetime", type=float, default=1000.0, help="search: ms per move")
+    play.add_argument("--method", choices=("score", "generate"), default="score", help="lm only")
     play.add_argument(
-        "--strategy", default="best", help="score: best|sample; generate: greedy|sample"
+        "--strategy", default="best", help="lm: score: best|sample; generate: greedy|sample"
     )
     play.add_argument("--temperature", type=float, default=1.0)
     play.add_argument("--top_k", type=int, default=0)
@@ -130,15 +189,20 @@ def main(argv: list[str] | None = None) -> dict:
         "--record", default=None, help="JSON game record (default runs/xiangqi_games/<time>.json)"
     )
     play.add_argument("--color", action="store_true", help="draw Red pieces in red (ANSI)")
-    args = parser.parse_args(argv)
-    model, tokenizer = load_xiangqi_model(args.model)
-    config = LMPlayerConfig(
-        args.method, args.strategy, args.temperature, args.top_k, args.top_p, args.seed
-    )
-    record = args.record or os.path.join(
-        "runs", "xiangqi_games", time.strftime("%Y%m%d-%H%M%S") + ".json"
-    )
-    human = RED if args.human == "red" else -RED
-    return play_terminal(
-        LMPlayer(model, tokenizer, config), human, record_path=record, color=args.color
-    )
+    uci = sub.add_parser("uci", help="a UCI engine on stdin/stdout (ICCS moves, Xiangqi FEN)")
+    uci.add_argument("--model", default=None, help=model_help)
+    uci.add_argument("--depth", type=int, default=SearchConfig.depth, help="default depth")
+    uci.add_argument(
+        "--movetime", type=float, default=SearchConfig.movetime_ms,
+        help="ms per move when 'go' gives no limit",
+    )  # fmt: skip
+    sub.add_parser(
+        "ladder", add_help=False, help="a player against random, greedy, Fairy-Stockfish "
+        "(flags: the LadderConfig fields, see 'ladder --help')",
+    )  # fmt: skip
+    args, rest = parser.parse_known_args(argv)
+    if args.command != "ladder" and rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.args = rest
+    handlers = {"play": _play, "uci": _uci, "ladder": _ladder}
+    return handlers[args.command](args, parser)

@@ -33,6 +33,8 @@ __all__ = [
     "validation_metrics",
     "move_accuracy_by_phase",
     "load_xiangqi_model",
+    "default_model_dir",
+    "SHIPPED_MODEL",
     "evaluate_xiangqi",
     "results_markdown",
 ]
@@ -126,9 +128,24 @@ def move_accuracy_by_phase(
     return out
 
 
+# the model shipped in the package (generative/xiangqi/models/<name>/, model card inside)
+SHIPPED_MODEL = os.path.join(os.path.dirname(__file__), "models", "ccpd-move-gpt2-1m")
+
+
+def default_model_dir() -> str | None:
+    """The shipped model's directory, or None when the package has no model."""
+    return SHIPPED_MODEL if os.path.isfile(os.path.join(SHIPPED_MODEL, "config.json")) else None
+
+
 def load_xiangqi_model(model_dir: str) -> tuple[PreTrainedModel, XiangqiTokenizerBase]:
-    """The model (eval mode) and tokenizer saved by `train_xiangqi`."""
-    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    """The model (eval mode, float32) and tokenizer saved by `train_xiangqi` (or shipped).
+
+    Raises:
+        OSError: when ``model_dir`` holds no model (the message names the directory).
+    """
+    if not os.path.isfile(os.path.join(model_dir, "config.json")):
+        raise OSError(f"no Xiangqi model in {model_dir!r} (no config.json)")
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     return model, load_xiangqi_tokenizer(model_dir)
 
 

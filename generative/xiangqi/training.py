@@ -33,6 +33,7 @@ __all__ = [
     "split_games",
     "games_to_dataset",
     "train_xiangqi",
+    "export_xiangqi_model",
     "TRAINING_INFO",
 ]
 
@@ -224,3 +225,32 @@ def train_xiangqi(
         with open(os.path.join(training_args.output_dir, TRAINING_INFO), "w") as f:
             json.dump(info, f, indent=1, default=str)
     return info
+
+
+def export_xiangqi_model(model_dir: str, output_dir: str, games_path: str | None = None) -> str:
+    """Write ``model_dir`` (a `train_xiangqi` output) compactly to ``output_dir``: float16
+    safetensors, the tokenizer, and the training record without its step-by-step log.
+
+    Args:
+        games_path: what to record as the games file (e.g. a path relative to the repository
+            instead of this machine's absolute one; default: as trained).
+    """
+    from transformers import AutoModelForCausalLM
+
+    from .tokenizer import load_xiangqi_tokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir).half()
+    os.makedirs(output_dir, exist_ok=True)
+    model.save_pretrained(output_dir, safe_serialization=True)
+    load_xiangqi_tokenizer(model_dir).save_pretrained(output_dir)
+    record_path = os.path.join(model_dir, TRAINING_INFO)
+    if os.path.isfile(record_path):
+        with open(record_path) as f:
+            info = json.load(f)
+        losses = [e["loss"] for e in info.pop("log_history", []) if "loss" in e]
+        info["final_train_loss"] = losses[-1] if losses else None
+        if games_path is not None:
+            info["data_args"]["games_path"] = games_path
+        with open(os.path.join(output_dir, TRAINING_INFO), "w") as f:
+            json.dump(info, f, indent=1, default=str)
+    return output_dir

@@ -21,7 +21,14 @@ from qgen.cli.options import (
     generator_settings,
     resolve_model_dir,
 )
-from qgen.generation.dataset import BlockResult, CorpusFilter, iter_blocks, passage_of
+from qgen.generation.dataset import (
+    CHECKED_CANDIDATES,
+    CHECKED_F1,
+    BlockResult,
+    CorpusFilter,
+    iter_blocks,
+    passage_of,
+)
 from qgen.io.corpus import Passage, count_passages
 from qgen.io.journal import JournaledOutput, journal_path, read_journal
 from qgen.modeling.pretrained import DEFAULT_READER
@@ -78,9 +85,16 @@ def add_arguments(gen: argparse.ArgumentParser) -> None:
         help="word-set overlap from which two questions of a passage count as one (default 0.8)",
     )  # fmt: skip
     gen.add_argument(
-        "--round_trip", action="store_true",
+        "--round_trip", action="store_const", const=True, default=None,
         help="keep a pair only when a reader, asked its question, finds its answer (Alberti et "
-        "al. 2019; one extra forward pass per pair; see --round_trip_reader)",
+        "al. 2019; one extra forward pass per pair; see --round_trip_reader); questions are "
+        "asked again where a passage is short of checked pairs (--candidates, --rounds). "
+        "Default: on with the shipped English model (its reader checks), off with other models",
+    )  # fmt: skip
+    gen.add_argument(
+        "--no_round_trip", dest="round_trip", action="store_const", const=False,
+        help="no check: the generator's first --num_pairs pairs, as they come (faster; about "
+        "half are wrong by the shipped reader, docs/results.md)",
     )  # fmt: skip
     gen.add_argument(
         "--round_trip_reader", default=None,
@@ -91,13 +105,37 @@ def add_arguments(gen: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     gen.add_argument(
         "--candidates", type=int, default=None,
-        help="over-generate: pairs generated per passage before the filters and --round_trip; "
-        "the best --num_pairs that pass are kept (by the round trip's measure, then the score), "
-        "and the summary counts passages that had fewer (default: no over-generation)",
+        help="over-generate: questions asked per passage window in the first round; the best "
+        "--num_pairs that pass the filters and the round trip are kept (by the round trip's "
+        "measure, then the score), and the summary counts passages that had fewer (default: "
+        f"{CHECKED_CANDIDATES} with the round trip, else --num_pairs)",
     )  # fmt: skip
     gen.add_argument(
-        "--round_trip_f1", type=float, default=1.0,
-        help="with --round_trip: token F1 the reader's answer needs against the pair's (default 1)",
+        "--rounds",
+        type=int,
+        default=3,
+        help="with --round_trip: question rounds at most; each asks again for the passage "
+        "windows still short of checked pairs (default 3)",
+    )
+    gen.add_argument(
+        "--max_decode_rows",
+        type=int,
+        default=None,
+        help="the most rows one decoding call sees (passage windows times sampled answers or "
+        "beams): bounds memory; larger batches are split (default 48)",
+    )
+    gen.add_argument(
+        "--rank_answers",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="order each window's sampled answers by their shape (SQuAD answer lengths, no "
+        "clause or dangling function word) and their own score before asking questions "
+        "(default: the model's saved setting)",
+    )
+    gen.add_argument(
+        "--round_trip_f1", type=float, default=CHECKED_F1,
+        help="with --round_trip: token F1 the reader's answer needs against the pair's "
+        f"(default {CHECKED_F1}; 1: the same answer)",
     )  # fmt: skip
     add_precision_arguments(gen)
     gen.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
@@ -142,7 +180,8 @@ def _fingerprint(args: argparse.Namespace, model_dir: str, settings: dict, world
     try:
         config = QAGenerationConfig(
             answer=settings["answer_config"], question=settings["question_config"],
-            **{k: v for k, v in settings.items() if k not in ("answer_config", "question_config")},
+            **{k: v for k, v in settings.items()
+               if k not in ("answer_config", "question_config", "max_decode_rows")},
         )  # fmt: skip
     except ValueError as err:
         raise CLIError(f"bad generation setting: {err}") from None
@@ -165,6 +204,9 @@ def _fingerprint(args: argparse.Namespace, model_dir: str, settings: dict, world
         "bf16": args.bf16, "int8": args.int8,
         "round_trip_reader": args.round_trip_reader if args.round_trip else None,
         **({"candidates": args.candidates} if args.candidates is not None else {}),
+        **({"rounds": args.rounds} if args.round_trip else {}),
+        **({"max_decode_rows": settings["max_decode_rows"]} if "max_decode_rows" in settings
+           else {}),
     }  # fmt: skip
 
 
@@ -237,9 +279,20 @@ def run(args: argparse.Namespace) -> dict:
         if not os.path.isdir(parent):
             raise CLIError(f"{args.output}: output directory {parent} does not exist")
     model_dir = resolve_model_dir(args.model)
-    check_positive(args, "num_pairs", "batch_size", "block_size", "max_source_length", "candidates")
-    if args.round_trip_reader is not None and not args.round_trip:
-        raise CLIError("--round_trip_reader needs --round_trip")
+    check_positive(
+        args,
+        "num_pairs",
+        "batch_size",
+        "block_size",
+        "max_source_length",
+        "candidates",
+        "rounds",
+        "max_decode_rows",
+    )
+    if args.round_trip_reader is not None and args.round_trip is False:
+        raise CLIError("--round_trip_reader needs the round trip, not --no_round_trip")
+    if args.round_trip is None:  # on by default with the shipped English model
+        args.round_trip = args.round_trip_reader is not None or _is_shipped_english(args.model)
     if args.round_trip:
         args.round_trip_reader = resolve_round_trip_reader(args.round_trip_reader, args.model)
     check_precision(args)
@@ -252,6 +305,8 @@ def run(args: argparse.Namespace) -> dict:
         )
     settings = generator_settings(args, model_dir)
     wanted = settings.get("num_pairs", 3)
+    if args.round_trip and args.candidates is None:
+        args.candidates = max(CHECKED_CANDIDATES, wanted)
     if args.candidates is not None and args.candidates < wanted:
         raise CLIError(f"--candidates must be >= --num_pairs ({wanted}), got {args.candidates}")
     fingerprint = _fingerprint(args, model_dir, settings, world)
@@ -347,7 +402,7 @@ def _generate(args, model_dir, settings, out, total, mine, local_rank, world) ->
         generator, filters=not args.keep_duplicates,
         near_duplicate_jaccard=args.near_duplicate_jaccard, round_trip=round_trip,
         keep_non_span_answers=args.keep_non_span_answers, batch_size=args.batch_size,
-        candidates=args.candidates, num_pairs=settings.get("num_pairs"),
+        candidates=args.candidates, num_pairs=settings.get("num_pairs"), rounds=args.rounds,
     )  # fmt: skip
     done = out.done if out is not None else {}
     todo = set(mine) - set(done)
@@ -419,21 +474,9 @@ def _warn_other_languages(generator, languages: dict[str, int], model: str) -> N
 
 
 def _is_shipped_english(model: str | None) -> bool:
-    from qgen.modeling.pretrained import (
-        LANGUAGE_MODELS,
-        MODELS_DIR,
-        QGenModelError,
-        shipped_or_path,
-    )
+    from qgen.modeling.pretrained import is_shipped_english
 
-    if model is None:
-        return True
-    try:
-        path = shipped_or_path(model)
-    except QGenModelError:  # a language whose model is not shipped: checked later, by name
-        return False
-    english = MODELS_DIR / LANGUAGE_MODELS["en"]
-    return os.path.isdir(path) and os.path.samefile(path, english) if english.is_dir() else False
+    return is_shipped_english(model)
 
 
 def resolve_round_trip_reader(name: str | None, model: str | None) -> str:
@@ -474,9 +517,18 @@ def report(summary: dict) -> None:
     if summary.get("rank", 0) != 0:
         return
     where = f"-> {summary['output']}" if summary["output"] else f"({summary['model']})"
+    filtered = summary.get("filtered", {})
+    short = filtered.get("passages_with_fewer_pairs")
+    fewer = f", {short} with fewer than asked" if short else ""
+    checked = ""
+    reader = summary.get("round_trip_reader")
+    if reader:
+        name = os.path.basename(os.path.normpath(reader)) if reader != QAG_READER else "the model"
+        checked = f"; checked by {name}, {filtered.get('round_trip', 0)} pairs dropped"
     print(
         f"qgen generate: {summary['pairs']} pairs for {summary['passages']} passages "
-        f"({summary['passages_without_pairs']} without a pair) in {summary['seconds']} s {where}",
+        f"({summary['passages_without_pairs']} without a pair{fewer}{checked}) in "
+        f"{summary['seconds']} s {where}",
         file=sys.stderr,
     )
     if summary["output"]:

@@ -185,6 +185,10 @@ def generator_settings(args: argparse.Namespace, model_dir: str) -> dict:
         settings["constrain_answers"] = False
     if args.answer_candidates is not None:
         settings["answer_candidates"] = args.answer_candidates
+    if getattr(args, "rank_answers", None) is not None:
+        settings["rank_answers"] = args.rank_answers
+    if getattr(args, "max_decode_rows", None) is not None:
+        settings["max_decode_rows"] = args.max_decode_rows
     if args.num_pairs is not None:
         settings["num_pairs"] = args.num_pairs
     if args.max_source_length is not None:

@@ -1,5 +1,6 @@
 """Answer text after decoding: locate a generated answer in the original passage, drop the
-spaces a BERT tokenizer puts around CJK characters, and merge pairs with the same answer.
+spaces a BERT tokenizer puts around CJK characters, merge pairs with the same answer, and a
+prior on what an answer looks like (`answer_prior`).
 
 A decoded answer rarely has the passage's exact spelling (WordPiece lower-cases and puts spaces
 around punctuation; character vocabularies put spaces between characters), so matching runs on
@@ -9,11 +10,12 @@ folded text (no case, accents or whitespace) and maps back to the passage. Used 
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from typing import Any
 
-__all__ = ["join_cjk", "locate_answer", "locate_tokens", "merge_pairs"]
+__all__ = ["answer_prior", "join_cjk", "locate_answer", "locate_tokens", "merge_pairs"]
 
 _CJK = "\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
 
@@ -120,3 +122,61 @@ def merge_pairs(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if key not in best or pair["score"] > best[key]["score"]:
             best[key] = pair
     return sorted(best.values(), key=lambda p: p["score"], reverse=True)
+
+
+# SQuAD v1.1 training answers (Du et al.'s train split, 75,722 questions): the share of answers
+# of 1, 2, ..., 20 words; 0.67% are longer.
+_SQUAD_ANSWER_WORDS = (
+    0.3428, 0.2483, 0.1500, 0.0738, 0.0468, 0.0300, 0.0220, 0.0169, 0.0119, 0.0097,
+    0.0077, 0.0067, 0.0053, 0.0048, 0.0042, 0.0029, 0.0029, 0.0028, 0.0020, 0.0018,
+)  # fmt: skip
+_LONGER_PER_LENGTH = 0.0067 / 20  # the tail, spread over 21-40 words
+
+# words a SQuAD answer rarely starts (a verb or a connective: "is in Paris", "and the Tahoe")
+# or ends with ("the fourth grade of", "Paris and")
+_BAD_FIRST = frozenset(
+    "is are was were be been being has have had do does did can could will would should may "
+    "might must shall and or but nor so because although though while whereas if unless that "
+    "which who whom whose where when why how than then also not".split()
+)
+_BAD_LAST = frozenset(
+    "the a an of to and or but nor in on at by for with from as into onto than that which who "
+    "whom whose is are was were be been has have had its their his her our your my this these "
+    "those".split()
+)
+_CLAUSE_END = (".", ",", ";", ":", "!", "?")
+_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?|\d+(?:[.,]\d+)*|\S")
+
+
+def _is_symbol(ch: str) -> bool:
+    return ch.isspace() or unicodedata.category(ch)[0] in "PSZ"
+
+
+def answer_prior(text: str, boundary_penalty: float = 2.0) -> float | None:
+    """A log-prior on what a person would ask about, from the answer's shape alone.
+
+    * length: log of SQuAD's share of answers with that many words, relative to one word
+      (0 for one word, -0.32 for two, -0.83 for three, -2.0 for five, -3.6 for ten); CJK
+      answers, whose words are not spaced, get no length term;
+    * ``-boundary_penalty`` each when the answer starts with a verb or a connective (``"is in
+      Paris"``), ends with a function word (``"the fourth grade of"``), or ends a clause
+      (a multi-word answer ending in ``.``, ``,``, ``;`` ...);
+    * None (not an answer) when it is only punctuation or symbols (``"。"``, ``"《"``).
+    """
+    text = text.strip()
+    if not text or all(_is_symbol(ch) for ch in text):
+        return None
+    if re.search(f"[{_CJK}]", text):  # no spaces between words: no length or word rules
+        return 0.0
+    words = _WORD.findall(text)
+    n = max(1, sum(not _is_symbol(w[0]) for w in words))
+    share = _SQUAD_ANSWER_WORDS[n - 1] if n <= 20 else _LONGER_PER_LENGTH
+    prior = math.log(share / _SQUAD_ANSWER_WORDS[0])
+    lowered = [w.lower() for w in words if not _is_symbol(w[0])]
+    if n > 1 and lowered and lowered[0] in _BAD_FIRST:
+        prior -= boundary_penalty
+    if n > 1 and lowered and lowered[-1] in _BAD_LAST:
+        prior -= boundary_penalty
+    if n > 1 and text.endswith(_CLAUSE_END):
+        prior -= boundary_penalty
+    return prior

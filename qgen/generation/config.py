@@ -61,6 +61,7 @@ class QAGenerationConfig:
     num_pairs: int = 3
     max_source_length: int = 320
     window_stride: int = 64
+    rank_answers: bool = False
 
     def __post_init__(self) -> None:
         if self.answer_candidates < 1:
@@ -137,6 +138,7 @@ def generator_kwargs(directory: str | os.PathLike | None, **overrides: Any) -> d
         "num_pairs": config.num_pairs,
         "max_source_length": config.max_source_length,
         "window_stride": config.window_stride,
+        "rank_answers": config.rank_answers,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if "preset" in overrides:

@@ -70,7 +70,9 @@ def _jaccard(a: set[str], b: set[str]) -> float:
 
 
 def filter_passage_pairs(
-    pairs: list[dict[str, Any]], near_duplicate_jaccard: float = 0.8
+    pairs: list[dict[str, Any]],
+    near_duplicate_jaccard: float = 0.8,
+    seen: Iterable[dict[str, Any]] = (),
 ) -> tuple[list[dict[str, Any]], Counter]:
     """Drop the duplicates among one passage's pairs, keeping the best-scoring of each group.
 
@@ -78,6 +80,8 @@ def filter_passage_pairs(
         pairs: ``{"question", "answer", "answer_start", "score"}`` dicts.
         near_duplicate_jaccard: word-set overlap from which two questions count as one; above
             1 switches the near-duplicate filter off.
+        seen: pairs of the passage kept before (never dropped): a pair that repeats one of
+            them is a duplicate.
 
     Returns:
         The kept pairs (best score first) and the count of dropped pairs by reason.
@@ -85,6 +89,10 @@ def filter_passage_pairs(
     kept: list[dict[str, Any]] = []
     dropped: Counter = Counter()
     answers, questions, word_sets = set(), set(), []
+    for pair in seen:
+        answers.add((pair["answer_start"], pair["answer"].strip().lower()))
+        questions.add(normalize_question(pair["question"]))
+        word_sets.append(set(normalize_question(pair["question"]).split()))
     for pair in sorted(pairs, key=lambda p: p["score"], reverse=True):
         answer = (pair["answer_start"], pair["answer"].strip().lower())
         question = normalize_question(pair["question"])

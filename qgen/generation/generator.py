@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -36,6 +37,7 @@ from decoding import (
     word_boundaries,
 )
 from qgen.generation.answers import (
+    answer_prior,
     join_cjk,
     locate_answer,
     locate_tokens,
@@ -49,7 +51,11 @@ from qgen.modeling.inputs import encode_source, passage_windows, special_token_i
 from qgen.modeling.pretrained import load_model
 from qgen.modeling.step import PrefilledStepModel, UniLMState, UniLMStepModel
 
-__all__ = ["QAGenerator"]
+__all__ = ["PairCheck", "QAGenerator"]
+
+# ``check(passage, kept, new) -> passing``: which of a window's new pairs to keep, given the
+# pairs its passage kept before (see `QAGenerator.generate`)
+PairCheck = Callable[[str, list[dict[str, Any]], list[dict[str, Any]]], list[dict[str, Any]]]
 
 
 # ----------------------------------------------------------------- decoding plumbing
@@ -78,15 +84,21 @@ class _Answer:
     length: int  # generated tokens, [SEP] included
 
     def pair(self, question: str, score: float, passage: str) -> dict[str, Any]:
-        """The output pair: the answer as written in the passage, and its offset (-1: none)."""
+        """The output pair: the answer as written in the passage, and its offset (-1: none);
+        ``answer_score`` is the answer stage's own mean log-probability per token."""
+        answer_score = self.score / max(self.length, 1)
         if self.span is None:
-            return {"question": question, "answer": self.text, "answer_start": -1, "score": score}
+            return {
+                "question": question, "answer": self.text, "answer_start": -1, "score": score,
+                "answer_score": answer_score,
+            }  # fmt: skip
         start, end = self.span
         return {
             "question": question,
             "answer": passage[start:end],
             "answer_start": start,
             "score": score,
+            "answer_score": answer_score,
         }
 
 
@@ -99,6 +111,41 @@ class _Batch:
     mask: torch.Tensor
     tt: torch.Tensor
     state: UniLMState | None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Asking:
+    """How many questions stage 2 asks per window, and which pairs count."""
+
+    num_pairs: int  # pairs wanted per window
+    first: int  # questions asked in the first round (>= num_pairs: over-generation)
+    check: PairCheck | None
+    rounds: int
+
+    def again(self, short: int) -> int:
+        """Questions to ask in the next round for a window ``short`` pairs short (scaled by
+        the over-generation ratio)."""
+        return 0 if short <= 0 else math.ceil(short * self.first / self.num_pairs)
+
+
+def _answer_text(answer: _Answer, passages: Sequence[str], windows) -> str:
+    """The answer as written in its passage (as decoded when it is not a span)."""
+    if answer.span is None:
+        return answer.text
+    return passages[windows[answer.window].passage][answer.span[0] : answer.span[1]]
+
+
+def _rank_answers(answers: list[_Answer], passages: Sequence[str], windows) -> list[_Answer]:
+    """Each window's answers, best first by `answer_prior` (the answer's shape) plus the answer
+    stage's own mean log-probability; answers the prior rules out (punctuation only) go."""
+    ranked = []
+    for answer in answers:
+        prior = answer_prior(_answer_text(answer, passages, windows))
+        if prior is None:
+            continue
+        ranked.append((answer.window, -(prior + answer.score / max(answer.length, 1)), answer))
+    ranked.sort(key=lambda t: (t[0], t[1]))  # stable: ties keep sampling order
+    return [a for _, _, a in ranked]
 
 
 def _in_eval_mode(method):
@@ -150,6 +197,12 @@ class QAGenerator:
         autocast_dtype: run generation under ``torch.autocast`` with this dtype (e.g.
             ``torch.bfloat16``: faster on GPUs and on CPUs with native bf16); None: the
             model's own dtype.
+        rank_answers: before the question stage, order each window's sampled answers by
+            `answer_prior` (SQuAD's answer lengths, no clause or dangling function word) plus
+            their own mean log-probability, instead of sampling order; punctuation-only
+            answers go.
+        max_decode_rows: the most rows one decoding call sees (sources times beams or
+            samples): bounds the memory of both stages; larger batches are split.
         task: the task the model was trained for (default: ``model.config.qgen_task``). With
             ``"qag"``, `generate_questions` given answers puts each answer where the model
             wrote its own (``[CLS] passage [SEP] | answer [SEP]``) and decodes the question
@@ -176,6 +229,8 @@ class QAGenerator:
         num_pairs: int = 3,
         task: str | None = None,
         autocast_dtype: torch.dtype | None = None,
+        rank_answers: bool = False,
+        max_decode_rows: int = 48,
     ):
         if answer_candidates < 1:
             raise ValueError(
@@ -183,6 +238,8 @@ class QAGenerator:
             )
         if num_pairs < 1:
             raise ValueError(f"num_pairs must be >= 1, got num_pairs={num_pairs}")
+        if max_decode_rows < 1:
+            raise ValueError(f"max_decode_rows must be >= 1, got max_decode_rows={max_decode_rows}")
         if preset is not None:
             if preset not in PRESETS:
                 raise ValueError(f"preset={preset!r} is not one of {sorted(PRESETS)}")
@@ -224,6 +281,8 @@ class QAGenerator:
         self.num_pairs = num_pairs
         self.autocast_dtype = autocast_dtype
         self.task = task or getattr(model.config, "qgen_task", None)
+        self.rank_answers = rank_answers
+        self.max_decode_rows = max_decode_rows
 
     @classmethod
     def from_pretrained(
@@ -255,6 +314,7 @@ class QAGenerator:
             num_pairs=self.num_pairs,
             max_source_length=self.max_source_length,
             window_stride=self.window_stride,
+            rank_answers=self.rank_answers,
         )
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
@@ -395,6 +455,9 @@ class QAGenerator:
         num_pairs: int | None = None,
         batch_size: int = 8,
         keep_non_span_answers: bool = False,
+        candidates: int | None = None,
+        check: PairCheck | None = None,
+        rounds: int = 2,
     ) -> list[list[dict[str, Any]]]:
         """Generate question-answer pairs for each passage.
 
@@ -412,18 +475,36 @@ class QAGenerator:
             keep_non_span_answers: keep answers that are not a span of the passage (with
                 ``answer_start=-1``); only unconstrained answers (``constrain_answers=False``)
                 can be such.
+            candidates: over-generate: the first round asks this many questions per window
+                (>= ``num_pairs``; default ``num_pairs``), and ``answer_candidates *
+                candidates`` answers are sampled.
+            check: ``check(passage, kept, new) -> passing`` (e.g. a round trip): called after
+                each round with a window's new pairs and the pairs its passage already kept;
+                only passing pairs count towards ``num_pairs``, and a window short of them asks
+                again (the shortfall times ``candidates / num_pairs``) in the next round.
+                With a check, every passing pair is returned (the caller selects).
+            rounds: question rounds at most (a round re-asks for windows whose questions did
+                not end, repeated one, or failed the check).
 
         Returns:
-            Per passage, a list of ``{"question", "answer", "answer_start", "score"}`` sorted by
-            score: ``answer`` as written in the passage, ``answer_start`` its character offset,
-            ``score`` the mean log-probability per generated token over both stages ([SEP]s
-            included; higher is better, at most 0).
+            Per passage, a list of ``{"question", "answer", "answer_start", "score",
+            "answer_score"}`` sorted by score: ``answer`` as written in the passage,
+            ``answer_start`` its character offset, ``score`` the mean log-probability per
+            generated token over both stages ([SEP]s included; higher is better, at most 0),
+            ``answer_score`` that of the answer stage alone.
         """
         num_pairs = self.num_pairs if num_pairs is None else num_pairs
         if num_pairs < 1:
             raise ValueError(f"num_pairs must be >= 1, got num_pairs={num_pairs}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got batch_size={batch_size}")
+        if candidates is not None and candidates < num_pairs:
+            raise ValueError(
+                f"candidates must be >= num_pairs, got candidates={candidates}, "
+                f"num_pairs={num_pairs}"
+            )
+        if rounds < 1:
+            raise ValueError(f"rounds must be >= 1, got rounds={rounds}")
         passages = check_passages(passages)
         windows = [w for i, p in enumerate(passages) for w in self._windows(p, i)]
         # windows of similar length share a batch: less padding in both stages (a stable sort,
@@ -435,11 +516,13 @@ class QAGenerator:
         for b in range(0, len(windows), batch_size):
             chunk = windows[b : b + batch_size]
             found = self.generate_batch(
-                chunk, passages, num_pairs, generator, keep_non_span_answers, asked
-            )
+                chunk, passages, num_pairs, generator, keep_non_span_answers, asked,
+                candidates, check, rounds, kept=pairs,
+            )  # fmt: skip
             for passage, new in found.items():
                 pairs[passage].extend(new)
-        return [merge_pairs(p)[:num_pairs] for p in pairs]
+        limit = num_pairs if check is None else None
+        return [merge_pairs(p)[:limit] for p in pairs]
 
     # ------------------------------------------------------------------ hooks for the pipeline
     def prepare_windows(self, passage: str) -> list[_Window]:
@@ -456,6 +539,10 @@ class QAGenerator:
         generator: torch.Generator | None = None,
         keep_non_span_answers: bool = False,
         asked: dict[int, set[str]] | None = None,
+        candidates: int | None = None,
+        check: PairCheck | None = None,
+        rounds: int = 2,
+        kept: Sequence[list[dict[str, Any]]] | dict[int, list[dict[str, Any]]] | None = None,
     ) -> dict[int, list[dict[str, Any]]]:
         """Both stages for one decoding batch of windows: what `generate` does per batch.
 
@@ -468,33 +555,62 @@ class QAGenerator:
             keep_non_span_answers: as in `generate`.
             asked: per passage index, the normalised questions already asked about it in
                 earlier batches (updated); a repeat gives the window's next answer a turn.
+            candidates, check, rounds: over-generation and the check, as in `generate`.
+            kept: per passage index, the pairs earlier batches found (what a check sees as
+                already kept).
 
         Returns:
             Per passage index of the batch, its pairs in the order found, not merged
             (`merge_pairs` over all batches and cutting to ``num_pairs`` gives `generate`'s
             result).
         """
+        ask = _Asking(num_pairs, candidates or num_pairs, check, rounds)
         found: dict[int, list[dict[str, Any]]] = {w.passage: [] for w in windows}
-        batch = self._encode([w.source for w in windows])
-        answers = self._sample_answers(batch, windows, passages, num_pairs, generator)
-        answers = [a for a in answers if a.span is not None or keep_non_span_answers]
         asked = {} if asked is None else asked
-        self._ask_until_distinct(batch, windows, answers, passages, found, num_pairs, asked)
+        # stage 1 expands each window to its samples: bound the rows a decoding call sees
+        step = max(1, self.max_decode_rows // self._answer_samples(ask.first))
+        if len(windows) > step:
+            for lo in range(0, len(windows), step):
+                earlier = {
+                    p: [*(kept[p] if kept is not None else ()), *new] for p, new in found.items()
+                }
+                part = self.generate_batch(
+                    windows[lo : lo + step], passages, num_pairs, generator,
+                    keep_non_span_answers, asked, candidates, check, rounds, kept=earlier,
+                )  # fmt: skip
+                for p, new in part.items():
+                    found[p].extend(new)
+            return found
+        batch = self._encode([w.source for w in windows])
+        answers = self._sample_answers(batch, windows, passages, ask.first, generator)
+        answers = [
+            a for a in answers
+            if (a.span is not None or keep_non_span_answers)
+            and answer_prior(_answer_text(a, passages, windows)) is not None  # not punctuation
+        ]  # fmt: skip
+        if self.rank_answers:
+            answers = _rank_answers(answers, passages, windows)
+        self._ask_until_distinct(batch, windows, answers, passages, found, ask, asked, kept)
         return found
 
-    def _ask_until_distinct(self, batch, chunk, answers, passages, pairs, num_pairs, asked) -> None:
-        """Stage 2 for the first ``num_pairs`` answers of each window; where a question does
-        not end or repeats one already asked about the passage (``asked``: per passage, in
-        any of its windows), once more with the window's next answers. Appends the pairs to
-        ``pairs`` (per passage)."""
+    def _ask_until_distinct(
+        self, batch, chunk, answers, passages, pairs, ask: _Asking, asked, kept=None
+    ) -> None:
+        """Stage 2 for the first ``ask.first`` answers of each window; where a question does
+        not end, repeats one already asked about the passage (``asked``: per passage, in any
+        of its windows) or fails ``ask.check``, up to ``ask.rounds`` rounds with the window's
+        next answers until it has ``ask.num_pairs`` pairs. Appends the pairs to ``pairs`` (per
+        passage)."""
         pending: dict[int, list[_Answer]] = {}
         for answer in answers:
             pending.setdefault(answer.window, []).append(answer)
-        wanted = dict.fromkeys(pending, num_pairs)
-        for _ in range(2):
-            todo = [a for w, queue in pending.items() for a in queue[: wanted[w]]]
+        wanted = dict.fromkeys(pending, ask.num_pairs)
+        quota = dict.fromkeys(pending, ask.first)  # questions to ask this round
+        for _ in range(ask.rounds):
+            todo = [a for w, queue in pending.items() for a in queue[: quota[w]]]
             for w in pending:
-                pending[w] = pending[w][wanted[w] :]
+                pending[w] = pending[w][quota[w] :]
+            new: dict[int, list[dict[str, Any]]] = {}
             for answer, (q_ids, q_score, q_len, q_done) in zip(todo, self._ask(batch, todo)):
                 passage = chunk[answer.window].passage
                 text = self._decode_text(q_ids)
@@ -502,10 +618,19 @@ class QAGenerator:
                 if not q_done or not key or key in asked.setdefault(passage, set()):
                     continue
                 asked[passage].add(key)
-                wanted[answer.window] -= 1
                 score = (answer.score + q_score) / (answer.length + q_len)
-                pairs[passage].append(answer.pair(text, score, passages[passage]))
-            if not any(wanted[w] > 0 and pending[w] for w in pending):
+                new.setdefault(answer.window, []).append(
+                    answer.pair(text, score, passages[passage])
+                )
+            for w, found in new.items():
+                passage = chunk[w].passage
+                if ask.check is not None:
+                    before = [*(kept[passage] if kept is not None else ()), *pairs[passage]]
+                    found = ask.check(passages[passage], before, found)
+                wanted[w] -= len(found)
+                pairs[passage].extend(found)
+            quota = {w: ask.again(wanted[w]) for w in pending}
+            if not any(quota[w] > 0 and pending[w] for w in pending):
                 break
 
     def _sample_answers(
@@ -519,7 +644,7 @@ class QAGenerator:
         """Stage 1: sample ``answer_candidates * num_pairs`` answers for every window of
         ``chunk``; the distinct usable ones (by their place in the passage when located), in
         sampling order."""
-        samples = max(num_pairs, round(self.answer_candidates * num_pairs))
+        samples = self._answer_samples(num_pairs)
         config = self.answer_config
         beams = max(config.num_beams, samples) if config.strategy == "beam" else config.num_beams
         config = dataclasses.replace(config, num_return_sequences=samples, num_beams=beams)
@@ -571,12 +696,27 @@ class QAGenerator:
         """Stage 2: decode one question per answer, after ``[CLS] window [SEP] answer [SEP]``."""
         if not answers:
             return []
-        return self._decode(
-            batch,
-            self.question_config,
-            rows=[a.window for a in answers],
-            prefixes=[[*a.ids, self.sep_id] for a in answers],
-        )
+        # each answer expands to num_beams rows: bound the rows one decoding call sees
+        step = max(1, self.max_decode_rows // self._rows_per_source(self.question_config))
+        out: list[tuple[list[int], float, int, bool]] = []
+        for lo in range(0, len(answers), step):
+            chunk = answers[lo : lo + step]
+            out += self._decode(
+                batch,
+                self.question_config,
+                rows=[a.window for a in chunk],
+                prefixes=[[*a.ids, self.sep_id] for a in chunk],
+            )
+        return out
+
+    def _answer_samples(self, num_pairs: int) -> int:
+        """Answers sampled per window for ``num_pairs`` questions (stage 1's expanded rows)."""
+        return max(num_pairs, round(self.answer_candidates * num_pairs))
+
+    @staticmethod
+    def _rows_per_source(config: DecodingConfig) -> int:
+        beams = config.num_beams if config.strategy == "beam" else 1
+        return max(1, beams * config.num_return_sequences)
 
     @_in_eval_mode
     def generate_questions(

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,6 +40,7 @@ from transformers.pipelines.base import ChunkPipeline
 
 from qgen.generation.answers import merge_pairs
 from qgen.generation.config import generator_kwargs
+from qgen.generation.dataset import checked_chain
 from qgen.generation.generator import QAGenerator
 from qgen.generation.language import detect_language, model_language
 from qgen.io.corpus import check_passage
@@ -62,8 +64,11 @@ _GENERATOR_ARGS = (
     "use_cache",
     "constrain_answers",
     "answer_candidates",
+    "rank_answers",
 )
 _CALL_ARGS = ("num_pairs", "seed", "keep_non_span_answers")
+# the check of the dataset chain (`qgen.generation.dataset.DatasetChain`), at construction only
+_CHECK_ARGS = ("round_trip", "round_trip_f1", "candidates", "rounds")
 
 
 class ShippedModelDefault:
@@ -103,9 +108,15 @@ class QAGenerationPipeline(ChunkPipeline):
         keep_non_span_answers: with ``constrain_answers=False``, keep answers that are not a
             span of the passage (default False).
         answer_config, question_config, preset, max_source_length, window_stride, use_cache,
-        constrain_answers, answer_candidates: as in `qgen.generation.generator.QAGenerator`.
-            At construction they set up the pipeline's generator (`qa_generator`); a call that
-            gives one decodes with a generator built for that call.
+        constrain_answers, answer_candidates, rank_answers: as in
+            `qgen.generation.generator.QAGenerator`. At construction they set up the
+            pipeline's generator (`qa_generator`); a call that gives one decodes with a
+            generator built for that call.
+        round_trip, round_trip_f1, candidates, rounds (construction only): the check of the
+            dataset chain (`qgen.generation.dataset.checked_chain`): over-generate, keep the
+            pairs a reader answers right, the best ``num_pairs`` of them. Default
+            ``round_trip="auto"``: on with the shipped English model and its reader, off for
+            other models; None switches it off.
 
     Base-class arguments: ``batch_size`` (passage windows per decoding call; default 8, not the
     base class's 1), ``num_workers``, and at construction ``device`` and ``dtype``.
@@ -129,6 +140,7 @@ class QAGenerationPipeline(ChunkPipeline):
 
     def __init__(self, *args, **kwargs):
         settings = {k: kwargs.pop(k) for k in _GENERATOR_ARGS if k in kwargs}
+        check = {k: kwargs.pop(k) for k in _CHECK_ARGS if k in kwargs}
         super().__init__(*args, **kwargs)
         if not isinstance(self.model, UniLMForQAGeneration):
             raise TypeError(
@@ -139,6 +151,7 @@ class QAGenerationPipeline(ChunkPipeline):
             self._batch_size = DEFAULT_BATCH_SIZE
         self._settings = generator_kwargs(self.model.name_or_path, **settings)
         self.qa_generator = QAGenerator(self.model, self.tokenizer, **self._settings)
+        self.chain = checked_chain(self.qa_generator, **check)
 
     def _generator_for_call(self, overrides: dict[str, Any]) -> QAGenerator:
         """A generator with this pipeline's settings and a call's ``overrides``."""
@@ -149,6 +162,12 @@ class QAGenerationPipeline(ChunkPipeline):
         return QAGenerator(self.model, self.tokenizer, **{**settings, **overrides})
 
     def _sanitize_parameters(self, **kwargs):
+        late = sorted(set(kwargs) & set(_CHECK_ARGS))
+        if late:
+            raise TypeError(
+                f"{late} are set at construction: transformers.pipeline('qa-generation', "
+                f"model, {late[0]}=...)"
+            )
         unknown = sorted(set(kwargs) - set(_GENERATOR_ARGS) - set(_CALL_ARGS))
         if unknown:
             raise TypeError(
@@ -258,9 +277,14 @@ class QAGenerationPipeline(ChunkPipeline):
         asked = {0: carry.asked}  # the first passage may have begun in the previous batch
         found = {}
         if windows:
+            check = {}
+            if self.chain is not None:  # the chain's check, inside generation
+                check = self.chain.generation_check(Counter())
+                check["candidates"] = max(check["candidates"] or 0, num_pairs)
             found = generator.generate_batch(
-                windows, passages, num_pairs, carry.generator, keep_non_span_answers, asked
-            )
+                windows, passages, num_pairs, carry.generator, keep_non_span_answers, asked,
+                **check,
+            )  # fmt: skip
         carry.asked = asked.setdefault(len(passages) - 1, set())  # may go on in the next batch
         last_row = {p: r for r, p in enumerate(owner)}
         pairs = [found.get(p, []) if last_row[p] == r else [] for r, p in enumerate(owner)]
@@ -271,6 +295,10 @@ class QAGenerationPipeline(ChunkPipeline):
         self, model_outputs: list[dict[str, Any]], num_pairs: int | None = None
     ) -> list[dict[str, Any]]:
         """One passage: its windows' pairs merged by answer (the best-scoring kept), sorted by
-        score and cut to ``num_pairs``."""
+        score and cut to ``num_pairs``; with the check, the best ``num_pairs`` that passed it
+        (`DatasetChain.select`)."""
         num_pairs = self.qa_generator.num_pairs if num_pairs is None else num_pairs
-        return merge_pairs([pair for row in model_outputs for pair in row["pairs"]])[:num_pairs]
+        pairs = merge_pairs([pair for row in model_outputs for pair in row["pairs"]])
+        if self.chain is not None:
+            return self.chain.select(pairs, num_pairs=num_pairs)
+        return pairs[:num_pairs]

@@ -32,6 +32,7 @@ __all__ = [
     "check_model_dir",
     "default_model_path",
     "default_reader_path",
+    "is_shipped_english",
     "language_model_path",
     "load_model",
     "quantize_int8",
@@ -241,3 +242,16 @@ def quantize_int8(model):
     with warnings.catch_warnings():  # torch.ao's notice that this API moves to torchao
         warnings.simplefilter("ignore")
         return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def is_shipped_english(model: str | os.PathLike | None) -> bool:
+    """Whether ``model`` (a directory, a shipped name or language code, or None: the default)
+    is the English qag model shipped with qgen, whose reader ships with it too."""
+    if model is None:
+        return True
+    try:
+        path = shipped_or_path(os.fspath(model))
+    except QGenModelError:  # a language whose model is not shipped
+        return False
+    english = MODELS_DIR / LANGUAGE_MODELS["en"]
+    return english.is_dir() and os.path.isdir(path) and os.path.samefile(path, english)
