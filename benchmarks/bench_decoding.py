@@ -200,8 +200,8 @@ def profile_case(sides: dict[str, Callable], name: str, batch: int, new_tokens: 
     return record
 
 
-def bandwidth_floor(model) -> dict:
-    """Bytes of weights read per step / memory bandwidth of a 256 MiB tensor copy."""
+def copy_bandwidth() -> float:
+    """Bytes per second of a 256 MiB tensor copy (read + write), the median of 5."""
     src = torch.ones(64 * 2**20)
     dst = torch.empty_like(src)
     dst.copy_(src)
@@ -210,7 +210,12 @@ def bandwidth_floor(model) -> dict:
         start = time.perf_counter()
         dst.copy_(src)
         times.append(time.perf_counter() - start)
-    bandwidth = 2 * src.numel() * 4 / statistics.median(times)  # read + write
+    return 2 * src.numel() * 4 / statistics.median(times)
+
+
+def bandwidth_floor(model) -> dict:
+    """Bytes of weights read per step / memory bandwidth of a 256 MiB tensor copy."""
+    bandwidth = copy_bandwidth()
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     return {
         "bandwidth_GB_per_s": round(bandwidth / 1e9, 2),

@@ -554,16 +554,14 @@ def profile_qa(generator, passages: list[str], lean: bool) -> dict:
 
 
 def _copy_bandwidth() -> float:
-    """Bytes per second of a 256 MiB tensor copy (read + write), the median of 5."""
-    src = torch.ones(64 * 2**20)
-    dst = torch.empty_like(src)
-    dst.copy_(src)
-    times = []
-    for _ in range(5):
-        start = time.perf_counter()
-        dst.copy_(src)
-        times.append(time.perf_counter() - start)
-    return 2 * src.numel() * 4 / statistics.median(times)
+    """`bench_decoding.copy_bandwidth`, the sibling benchmark's measure."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_decoding.py")
+    spec = importlib.util.spec_from_file_location("bench_decoding", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.copy_bandwidth()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,6 +14,7 @@ import os
 import string
 import tempfile
 
+import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import BertTokenizer, PreTrainedTokenizerFast
 
@@ -141,3 +142,34 @@ def save_tiny_reader(path, tokenizer=None) -> str:
     BertForQuestionAnswering(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
+
+
+def step_prompt():
+    """A step-model prompt of three rows: full, right-padded, and one with a 2-token target
+    prefix: ``(input_ids, attention_mask, token_type_ids)``."""
+    g = torch.Generator().manual_seed(2)
+    ids = torch.randint(5, 99, (3, 12), generator=g)
+    am = torch.ones_like(ids)
+    am[1, 9:] = 0
+    ids[1, 9:] = 0
+    tt = torch.zeros_like(ids)
+    tt[2, 10:] = 1
+    return ids, am, tt
+
+
+class LogitsRecorder:
+    """Wrap a step model and keep every logits tensor it returns."""
+
+    def __init__(self, inner):
+        self.inner, self.logits = inner, []
+
+    def start(self, input_ids, **kw):
+        return self.inner.start(input_ids, **kw)
+
+    def step(self, input_ids, state):
+        logits, state = self.inner.step(input_ids, state)
+        self.logits.append(logits)
+        return logits, state
+
+    def reorder(self, state, index):
+        return self.inner.reorder(state, index)

@@ -2,42 +2,13 @@
 
 import pytest
 import torch
-from qgen_fixtures import tiny_unilm_model
+from qgen_fixtures import LogitsRecorder as Recorder
+from qgen_fixtures import step_prompt, tiny_unilm_model
 
 from decoding import DecodingConfig, StepModel, decode
 from qgen.modeling.step import KVCache, UniLMStepModel
 
 EOS = 3
-
-
-def _prompt():
-    """Three rows: full, right-padded, and one with a 2-token target prefix."""
-    g = torch.Generator().manual_seed(2)
-    ids = torch.randint(5, 99, (3, 12), generator=g)
-    am = torch.ones_like(ids)
-    am[1, 9:] = 0
-    ids[1, 9:] = 0
-    tt = torch.zeros_like(ids)
-    tt[2, 10:] = 1
-    return ids, am, tt
-
-
-class Recorder:
-    """Wrap a step model and keep every logits tensor it returns."""
-
-    def __init__(self, inner):
-        self.inner, self.logits = inner, []
-
-    def start(self, input_ids, **kw):
-        return self.inner.start(input_ids, **kw)
-
-    def step(self, input_ids, state):
-        logits, state = self.inner.step(input_ids, state)
-        self.logits.append(logits)
-        return logits, state
-
-    def reorder(self, state, index):
-        return self.inner.reorder(state, index)
 
 
 def test_is_a_step_model():
@@ -54,7 +25,7 @@ def test_is_a_step_model():
 )
 def test_cached_equals_uncached(kwargs):
     model = tiny_unilm_model()
-    ids, am, tt = _prompt()
+    ids, am, tt = step_prompt()
     config = DecodingConfig(max_new_tokens=12, eos_token_id=EOS, **kwargs)
     runs = []
     for use_cache in (True, False):
@@ -71,7 +42,7 @@ def test_cached_equals_uncached(kwargs):
 
 def test_naive_full_head_matches():
     model = tiny_unilm_model()
-    ids, am, tt = _prompt()
+    ids, am, tt = step_prompt()
     config = DecodingConfig(max_new_tokens=6, eos_token_id=EOS)
     a = decode(UniLMStepModel(model), ids, config, attention_mask=am, token_type_ids=tt)
     b = decode(
@@ -89,7 +60,7 @@ def test_naive_full_head_matches():
 def test_step_logits_equal_the_training_forward():
     """The logits the decoder sees are the ones the model is trained on (teacher forcing)."""
     model = tiny_unilm_model()
-    ids, am, tt = _prompt()
+    ids, am, tt = step_prompt()
     rec = Recorder(UniLMStepModel(model))
     config = DecodingConfig(max_new_tokens=5, eos_token_id=None)
     out = decode(rec, ids[:1], config, attention_mask=am[:1], token_type_ids=tt[:1])
@@ -103,18 +74,18 @@ def test_step_logits_equal_the_training_forward():
 def test_padding_inside_the_prompt_is_transparent():
     """A row decoded alone gives the same tokens as in a padded batch."""
     model = tiny_unilm_model()
-    ids, am, tt = _prompt()
+    ids, am, tt = step_prompt()
     config = DecodingConfig(max_new_tokens=8, eos_token_id=None)
     batched = decode(UniLMStepModel(model), ids, config, attention_mask=am, token_type_ids=tt)
     alone = decode(UniLMStepModel(model), ids[1:2, :9], config, token_type_ids=tt[1:2, :9])
     assert torch.equal(batched.sequences[1, 12:], alone.sequences[0, 9:])
 
 
-def test_extend_equals_reading_the_whole_prompt():
+def test_extend_equals_reading_the_wholestep_prompt():
     """Encode sources once, pick rows (repeats allowed), append padded answers: same logits
     and the same continuation as starting from the concatenated prompt."""
     model = tiny_unilm_model()
-    ids, am, tt = _prompt()
+    ids, am, tt = step_prompt()
     ids, am, tt = ids[:2, :10], am[:2, :10], tt[:2, :10]  # two sources, the second padded
     step_model = UniLMStepModel(model)
     base = step_model.start(ids, attention_mask=am, token_type_ids=tt)
@@ -153,7 +124,7 @@ def test_extend_equals_reading_the_whole_prompt():
 def test_cache_growth_keeps_decoding_exact(monkeypatch):
     """Buffers that must grow while decoding (1 spare position at a time) change nothing."""
     model = tiny_unilm_model()
-    ids, am, tt = _prompt()
+    ids, am, tt = step_prompt()
     config = DecodingConfig(strategy="beam", num_beams=2, max_new_tokens=10, eos_token_id=None)
     expected = decode(
         UniLMStepModel(model, use_cache=False), ids, config, attention_mask=am, token_type_ids=tt

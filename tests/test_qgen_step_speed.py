@@ -5,7 +5,15 @@ import functools
 
 import pytest
 import torch
-from qgen_fixtures import tiny_sentencepiece_tokenizer, tiny_unilm_model, tiny_wordpiece_tokenizer
+from qgen_fixtures import (
+    LogitsRecorder as Recorder,
+)
+from qgen_fixtures import (
+    step_prompt,
+    tiny_sentencepiece_tokenizer,
+    tiny_unilm_model,
+    tiny_wordpiece_tokenizer,
+)
 
 import qgen.generation.generator as generator_module
 from decoding import DecodingConfig, decode
@@ -18,36 +26,6 @@ PASSAGES = [
     "The cat sat on the mat. The dog sat in the city of Paris, the capital of France.",
     "A river runs in the city.",
 ]
-
-
-def _prompt():
-    """Three rows: full, right-padded, and one with a 2-token target prefix."""
-    g = torch.Generator().manual_seed(2)
-    ids = torch.randint(5, 99, (3, 12), generator=g)
-    am = torch.ones_like(ids)
-    am[1, 9:] = 0
-    ids[1, 9:] = 0
-    tt = torch.zeros_like(ids)
-    tt[2, 10:] = 1
-    return ids, am, tt
-
-
-class Recorder:
-    """Wrap a step model and keep every logits tensor it returns."""
-
-    def __init__(self, inner):
-        self.inner, self.logits = inner, []
-
-    def start(self, input_ids, **kw):
-        return self.inner.start(input_ids, **kw)
-
-    def step(self, input_ids, state):
-        logits, state = self.inner.step(input_ids, state)
-        self.logits.append(logits)
-        return logits, state
-
-    def reorder(self, state, index):
-        return self.inner.reorder(state, index)
 
 
 class Prefilled(Recorder):
@@ -72,7 +50,7 @@ CONFIGS = {
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_lean_step_equals_the_earlier_step_bitwise(name):
     model = tiny_unilm_model()
-    ids, am, tt = _prompt()
+    ids, am, tt = step_prompt()
     config = DecodingConfig(max_new_tokens=12, eos_token_id=EOS, **CONFIGS[name])
     runs = []
     for lean in (False, True):
@@ -89,7 +67,7 @@ def test_lean_step_equals_the_earlier_step_bitwise(name):
 def test_lean_extend_then_beam_equals_the_earlier_step():
     """Stage 2's path: sources encoded once, rows picked (repeats), answers appended, beams."""
     model = tiny_unilm_model()
-    ids, am, tt = _prompt()
+    ids, am, tt = step_prompt()
     ids, am, tt = ids[:2, :10], am[:2, :10], tt[:2, :10]
     rows = torch.tensor([0, 1, 1, 0])
     prefix = torch.tensor([[11, 12, 3], [13, 3, 0], [14, 15, 3], [16, 3, 0]])
@@ -114,7 +92,7 @@ def test_a_copied_state_leaves_the_shared_cache_alone():
     own buffers at its first reorder (even an identity one), and the batch's state is intact
     for the next stage."""
     model = tiny_unilm_model()
-    ids, am, tt = _prompt()
+    ids, am, tt = step_prompt()
     step_model = UniLMStepModel(model)
     base = step_model.start(ids, attention_mask=am, token_type_ids=tt)
     assert isinstance(base.cache, InPlaceKVCache)
@@ -133,7 +111,7 @@ def test_a_copied_state_leaves_the_shared_cache_alone():
 
 def test_beam_reorders_in_place_and_copies_only_the_generated_part():
     model = tiny_unilm_model()
-    ids, am, tt = _prompt()
+    ids, am, tt = step_prompt()
     step_model = UniLMStepModel(model)
     state = step_model.start(ids, attention_mask=am, token_type_ids=tt)
     state = step_model.reorder(state, torch.arange(3).repeat_interleave(2))  # expand: a copy
@@ -170,7 +148,7 @@ def test_fast_head_is_used_only_where_it_is_exact(monkeypatch):
 
 def test_old_cache_is_kept_behind_the_flag():
     model = tiny_unilm_model()
-    ids, am, tt = _prompt()
+    ids, am, tt = step_prompt()
     assert isinstance(UniLMStepModel(model, lean=False).start(ids, am, tt).cache, KVCache)
     assert UniLMStepModel(model, use_cache=False).start(ids, am, tt).cache is None
 

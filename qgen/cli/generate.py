@@ -26,12 +26,13 @@ from qgen.generation.dataset import (
     CHECKED_F1,
     BlockResult,
     CorpusFilter,
+    checked_candidates,
     iter_blocks,
     passage_of,
 )
 from qgen.io.corpus import Passage, count_passages
 from qgen.io.journal import JournaledOutput, journal_path, read_journal
-from qgen.modeling.pretrained import DEFAULT_READER
+from qgen.modeling.pretrained import DEFAULT_READER, is_shipped_english
 
 __all__ = ["add_arguments", "report", "run"]
 
@@ -292,7 +293,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.round_trip_reader is not None and args.round_trip is False:
         raise CLIError("--round_trip_reader needs the round trip, not --no_round_trip")
     if args.round_trip is None:  # on by default with the shipped English model
-        args.round_trip = args.round_trip_reader is not None or _is_shipped_english(args.model)
+        args.round_trip = args.round_trip_reader is not None or is_shipped_english(args.model)
     if args.round_trip:
         args.round_trip_reader = resolve_round_trip_reader(args.round_trip_reader, args.model)
     check_precision(args)
@@ -306,7 +307,7 @@ def run(args: argparse.Namespace) -> dict:
     settings = generator_settings(args, model_dir)
     wanted = settings.get("num_pairs", 3)
     if args.round_trip and args.candidates is None:
-        args.candidates = max(CHECKED_CANDIDATES, wanted)
+        args.candidates = checked_candidates(wanted)
     if args.candidates is not None and args.candidates < wanted:
         raise CLIError(f"--candidates must be >= --num_pairs ({wanted}), got {args.candidates}")
     fingerprint = _fingerprint(args, model_dir, settings, world)
@@ -473,12 +474,6 @@ def _warn_other_languages(generator, languages: dict[str, int], model: str) -> N
         )
 
 
-def _is_shipped_english(model: str | None) -> bool:
-    from qgen.modeling.pretrained import is_shipped_english
-
-    return is_shipped_english(model)
-
-
 def resolve_round_trip_reader(name: str | None, model: str | None) -> str:
     """Who reads the questions of ``--round_trip``: a checked reader directory, or ``"qag"``.
 
@@ -501,7 +496,7 @@ def resolve_round_trip_reader(name: str | None, model: str | None) -> str:
 
     try:
         if name is None:
-            return default_reader_path() if _is_shipped_english(model) else QAG_READER
+            return default_reader_path() if is_shipped_english(model) else QAG_READER
         if name == QAG_READER:
             return name
         path = shipped_or_path(name)

@@ -44,6 +44,7 @@ __all__ = [
     "CHECKED_ROUNDS",
     "BlockResult",
     "auto_round_trip",
+    "checked_candidates",
     "checked_chain",
     "CorpusFilter",
     "DatasetChain",
@@ -371,6 +372,14 @@ def resolve_round_trip(round_trip, generator, min_f1: float = 1.0, device: str |
 # over-generation when the round trip is on, unless set (measured: docs/results.md, issue 22)
 CHECKED_CANDIDATES = 4
 CHECKED_ROUNDS = 3
+
+
+def checked_candidates(num_pairs: int) -> int:
+    """Questions asked per window in the first round when the round trip is on and
+    ``candidates`` is not set: `CHECKED_CANDIDATES`, at least ``num_pairs``."""
+    return max(CHECKED_CANDIDATES, num_pairs)
+
+
 # the agreement a reader's answer needs: token F1 >= 0.5, the "answered right" of issue 22
 CHECKED_F1 = 0.5
 
@@ -409,7 +418,7 @@ def checked_chain(
     if checker is None:
         return None
     if candidates is None:
-        candidates = max(CHECKED_CANDIDATES, generator.num_pairs)
+        candidates = checked_candidates(generator.num_pairs)
     return DatasetChain(generator, round_trip=checker, candidates=candidates, rounds=rounds)
 
 
@@ -467,7 +476,7 @@ def iter_dataset(
         round_trip = auto_round_trip(generator)
     checker = resolve_round_trip(round_trip, generator, round_trip_f1)
     if checker is not None and candidates is None:
-        candidates = max(CHECKED_CANDIDATES, num_pairs or generator.num_pairs)
+        candidates = checked_candidates(num_pairs or generator.num_pairs)
     chain = DatasetChain(
         generator,
         filters=filters,
