@@ -9,6 +9,10 @@ Red is drawn with traditional characters (車馬相仕帥炮兵), Black with sim
 (车马象士将炮卒), Red at the bottom; files a-i and ranks 0-9 are labelled (ICCS). Type moves
 in ICCS (``h2e2``); ``moves`` lists the legal moves, ``quit`` resigns. The game record is saved
 as JSON (moves, ICCS string, result).
+
+Start-up is cheap: this module imports only the rules, and each command imports what it needs
+when it runs (``uci`` answers ``uciok`` before torch and transformers are imported; the model
+loads on ``isready`` or the first ``go``).
 """
 
 from __future__ import annotations
@@ -18,17 +22,14 @@ import json
 import os
 import sys
 import time
-from typing import TextIO
-
-from transformers import HfArgumentParser
+from typing import TYPE_CHECKING, TextIO
 
 from .board import RED, Board, move_to_iccs
-from .evaluation import default_model_dir, load_xiangqi_model
-from .ladder import LadderConfig, ladder_table, run_ladder
-from .player import LMPlayer, LMPlayerConfig, Player
-from .scoring import MoveScorer
+from .pretrained import default_model_dir, load_xiangqi_model
 from .search import SearchConfig, SearchPlayer
-from .uci import UCIEngine
+
+if TYPE_CHECKING:
+    from .player import Player
 
 __all__ = ["draw_board", "play_terminal", "main", "RED_GLYPHS", "BLACK_GLYPHS"]
 
@@ -132,6 +133,9 @@ def _play(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
     if args.player == "search":
         player = SearchPlayer(search)
     else:
+        from .player import LMPlayer, LMPlayerConfig  # torch, transformers, decoding
+        from .scoring import MoveScorer
+
         model, tokenizer = load_xiangqi_model(model_dir)
         if args.player == "lm":
             config = LMPlayerConfig(
@@ -148,11 +152,17 @@ def _play(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
 
 
 def _uci(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    from .uci import UCIEngine
+
     config = SearchConfig(depth=args.depth, movetime_ms=args.movetime)
     UCIEngine(model_dir=_model_dir(args.model, parser), config=config).run()
 
 
 def _ladder(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dict]:
+    from transformers import HfArgumentParser
+
+    from .ladder import LadderConfig, ladder_table, run_ladder
+
     hf = HfArgumentParser(LadderConfig, prog=f"{parser.prog} ladder")
     (config,) = hf.parse_args_into_dataclasses(args=args.args)
     rows = run_ladder(config)

@@ -17,13 +17,14 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import torch
-from transformers import AutoModelForCausalLM, PreTrainedModel
+from transformers import PreTrainedModel
 
 from .board import CANNON, HORSE, ROOK, Board, move_to_iccs, split_iccs
 from .match import MatchConfig, play_match
 from .player import LMPlayer, LMPlayerConfig, make_player
+from .pretrained import SHIPPED_MODEL, default_model_dir, load_xiangqi_model
 from .scoring import MoveScorer, window_start
-from .tokenizer import XiangqiTokenizerBase, load_xiangqi_tokenizer
+from .tokenizer import XiangqiTokenizerBase
 from .training import TRAINING_INFO, CurriculumCollator, load_games, split_games
 
 __all__ = [
@@ -126,27 +127,6 @@ def move_accuracy_by_phase(
             "mean_legal_logp": s["logp"] / n,
         }
     return out
-
-
-# the model shipped in the package (generative/xiangqi/models/<name>/, model card inside)
-SHIPPED_MODEL = os.path.join(os.path.dirname(__file__), "models", "ccpd-move-gpt2-1m")
-
-
-def default_model_dir() -> str | None:
-    """The shipped model's directory, or None when the package has no model."""
-    return SHIPPED_MODEL if os.path.isfile(os.path.join(SHIPPED_MODEL, "config.json")) else None
-
-
-def load_xiangqi_model(model_dir: str) -> tuple[PreTrainedModel, XiangqiTokenizerBase]:
-    """The model (eval mode, float32) and tokenizer saved by `train_xiangqi` (or shipped).
-
-    Raises:
-        OSError: when ``model_dir`` holds no model (the message names the directory).
-    """
-    if not os.path.isfile(os.path.join(model_dir, "config.json")):
-        raise OSError(f"no Xiangqi model in {model_dir!r} (no config.json)")
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    return model, load_xiangqi_tokenizer(model_dir)
 
 
 @dataclass

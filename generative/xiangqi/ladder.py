@@ -26,6 +26,7 @@ from decoding.registry import Registry
 from .board import split_iccs
 from .match import MatchConfig, play_match
 from .player import LMPlayer, make_player
+from .pretrained import default_model_dir, load_xiangqi_model
 from .scoring import MoveScorer
 from .search import SearchConfig, SearchPlayer
 from .training import TRAINING_INFO, load_games, split_games
@@ -94,8 +95,6 @@ class LadderConfig:
         if self.model_dir is not None and self.model_dir.lower() == "none":
             self.model_dir = ""  # explicitly no model
         elif self.model_dir is None:
-            from .evaluation import default_model_dir
-
             self.model_dir = default_model_dir()
         if self.player != "search" and not self.model_dir:
             raise ValueError(f"player={self.player!r} needs model_dir (the LM); none is shipped")
@@ -175,8 +174,6 @@ def run_ladder(config: LadderConfig, out: TextIO | None = None) -> list[dict]:
     out = out or sys.stdout
     model = tokenizer = None
     if config.player != "search":
-        from .evaluation import load_xiangqi_model
-
         model, tokenizer = load_xiangqi_model(config.model_dir)
     openings = None
     if config.opening_plies:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .board import Board, move_to_iccs
 from .heuristics import (
@@ -43,7 +44,9 @@ from .heuristics import (
     has_attackers,
     position_hash,
 )
-from .scoring import MoveScorer
+
+if TYPE_CHECKING:  # torch + transformers: the UCI engine answers `uci` without them
+    from .scoring import MoveScorer
 
 __all__ = [
     "MATE",

@@ -24,11 +24,13 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .board import START_FEN, Board, move_to_iccs
-from .scoring import MoveScorer
 from .search import MATE_BOUND, SearchConfig, Searcher, SearchResult
+
+if TYPE_CHECKING:  # torch + transformers load with the model, not before `uciok`
+    from .scoring import MoveScorer
 
 __all__ = ["UCIEngine", "parse_go", "time_budget_ms", "ENGINE_NAME"]
 
@@ -245,7 +247,8 @@ class UCIEngine:
         self.scorer, self._loaded_dir = None, self.model_dir
         if self.model_dir is None:
             return
-        from .evaluation import load_xiangqi_model  # torch + transformers: only when needed
+        from .pretrained import load_xiangqi_model  # torch + transformers: only now
+        from .scoring import MoveScorer
 
         try:
             model, tokenizer = load_xiangqi_model(self.model_dir)
