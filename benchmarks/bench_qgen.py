@@ -202,7 +202,7 @@ def bench_qa_generation(
     same passages, in one run."""
     from qgen.generation.generator import QAGenerator
     from qgen.generation.presets import default_question_config
-    from qgen.training.trainer import cpu_has_native_bf16
+    from qgen.modeling.precision import cpu_has_native_bf16
 
     bf16 = torch.bfloat16 if cpu_has_native_bf16() or torch.cuda.is_available() else None
     greedy = default_question_config(strategy="greedy", num_beams=1)
@@ -288,7 +288,7 @@ def bench_train_throughput(squad_file: str, paragraphs: int, question_batch: int
     from qgen.io.squad import load_squad
     from qgen.modeling.inputs import UniLMCollator
     from qgen.training.features import build_features
-    from qgen.training.trainer import cpu_has_native_bf16
+    from qgen.modeling.precision import cpu_has_native_bf16
 
     tokenizer = _minilm_tokenizer()
     rows = load_squad(squad_file)

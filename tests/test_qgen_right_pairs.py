@@ -5,6 +5,7 @@ and the bound on the rows one decoding call sees."""
 from collections import Counter
 
 import pytest
+import torch
 from qgen_fixtures import save_tiny_qag_model
 
 import qgen.generation.generator as generator_module
@@ -223,8 +224,8 @@ def test_punctuation_is_never_an_answer(model_dir, monkeypatch):
     generator = _generator(model_dir)
     real = generator._sample_answers
 
-    def with_punctuation(batch, windows, passages, num_pairs, rng):
-        answers = real(batch, windows, passages, num_pairs, rng)
+    def with_punctuation(batch, windows, passages, num_pairs, rng, *rest):
+        answers = real(batch, windows, passages, num_pairs, rng, *rest)
         passage = passages[windows[0].passage]
         dot = passage.index(".")
         return [_Answer(0, [5], ".", (dot, dot + 1), -0.01, 1), *answers]
@@ -234,3 +235,44 @@ def test_punctuation_is_never_an_answer(model_dir, monkeypatch):
         generator.rank_answers = rank
         pairs = generator.generate(PASSAGES[:1])
         assert all(p["answer"].strip() != "." for p in pairs[0])
+
+
+# ----------------------------------------------------------------- drawing more answers
+
+
+def test_a_window_short_of_checked_pairs_draws_new_answers(model_dir, monkeypatch):
+    # answer_candidates 1: the first draw holds only as many answers as questions asked, so
+    # every later round must draw new ones; none is asked about twice
+    generator = _generator(model_dir, answer_candidates=1.0)
+    draws, asked = [], []
+    real_sample, real_ask = generator._sample_answers, generator._ask
+
+    def sample(batch, chunk, passages, num_pairs, rng, rows=None, drawn=None):
+        answers = real_sample(batch, chunk, passages, num_pairs, rng, rows, drawn)
+        draws.append(len(answers))
+        return answers
+
+    def ask(batch, answers):
+        asked.extend(a.span for a in answers)
+        return real_ask(batch, answers)
+
+    monkeypatch.setattr(generator, "_sample_answers", sample)
+    monkeypatch.setattr(generator, "_ask", ask)
+    generator.generate(PASSAGES[:1], check=lambda passage, kept, new: [], rounds=4)
+    assert len(draws) >= 2  # the first draw, then new draws in later rounds
+    assert len(asked) == len(set(asked)) > 3  # more answers asked about than the first draw had
+    # without a check nothing is drawn again (the unchecked output stays as it was)
+    draws.clear()
+    generator.generate(PASSAGES[:1], rounds=4)
+    assert len(draws) == 1
+
+
+def test_a_new_draw_starts_with_new_first_tokens():
+    avoid = generator_module._AvoidFirstTokens(prompt_length=3, group_size=2, avoid=[{1}, set()])
+    scores = torch.tensor([[0.0, 5.0, 1.0], [0.0, 5.0, 1.0], [0.0, 5.0, 1.0], [0.0, 5.0, 1.0]])
+    pushed = avoid(torch.zeros(4, 3, dtype=torch.long), scores)
+    # window 0's rows: token 1 below every other token, still finite; window 1's rows untouched
+    assert pushed[:2].argmax(-1).tolist() == [2, 2] and torch.isfinite(pushed).all()
+    assert torch.equal(pushed[2:], scores[2:]) and scores[0, 1] == 5.0  # the input is not changed
+    # later steps are not touched
+    assert avoid(torch.zeros(4, 4, dtype=torch.long), scores) is scores

@@ -75,10 +75,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     check_answer_candidates(args)
     kwargs = generator_settings(args, model_dir)
     num_pairs = kwargs.pop("num_pairs")  # evaluate_model's own argument
-    if args.bf16:
-        import torch
-
-        kwargs["autocast_dtype"] = torch.bfloat16
+    kwargs["autocast_dtype"] = args.precision
     try:
         results = evaluate_model(
             model_dir,

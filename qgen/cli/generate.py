@@ -202,7 +202,7 @@ def _fingerprint(args: argparse.Namespace, model_dir: str, settings: dict, world
         "keep_non_span_answers": args.keep_non_span_answers, "settings": config.to_dict(),
         "filters": None if args.keep_duplicates else {"jaccard": args.near_duplicate_jaccard},
         "round_trip_f1": args.round_trip_f1 if args.round_trip else None,
-        "bf16": args.bf16, "int8": args.int8,
+        "precision": args.precision, "int8": args.int8,
         "round_trip_reader": args.round_trip_reader if args.round_trip else None,
         **({"candidates": args.candidates} if args.candidates is not None else {}),
         **({"rounds": args.rounds} if args.round_trip else {}),
@@ -375,7 +375,7 @@ def _generate(args, model_dir, settings, out, total, mine, local_rank, world) ->
         try:
             return QAGenerator(
                 model, tokenizer, seed=args.seed,
-                autocast_dtype=torch.bfloat16 if args.bf16 else None, **options,
+                autocast_dtype=args.precision, **options,
             )  # fmt: skip
         except ValueError as err:
             raise CLIError(str(err)) from None

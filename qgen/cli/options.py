@@ -36,10 +36,19 @@ def check_positive(args: argparse.Namespace, *names: str) -> None:
 
 
 def add_precision_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--bf16`` and ``--int8``: the faster arithmetic of inference."""
+    """``--precision`` (``--bf16`` / ``--fp32``) and ``--int8``: the arithmetic of inference."""
     parser.add_argument(
-        "--bf16", action="store_true",
-        help="run under bf16 autocast (faster on GPUs and CPUs with native bf16)",
+        "--precision", choices=("auto", "bf16", "fp32"), default="auto",
+        help="auto (default): bf16 autocast where the hardware computes bf16 natively (GPUs, "
+        "CPUs with AVX512-BF16 or AMX), else fp32; bf16: always; fp32: never",
+    )  # fmt: skip
+    parser.add_argument(
+        "--bf16", dest="precision", action="store_const", const="bf16",
+        help="the same as --precision bf16",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fp32", dest="precision", action="store_const", const="fp32",
+        help="the same as --precision fp32 (the model's own float32 arithmetic)",
     )  # fmt: skip
     parser.add_argument(
         "--int8", action="store_true",
@@ -63,7 +72,7 @@ def check_answer_candidates(args: argparse.Namespace) -> None:
 
 def check_precision(args: argparse.Namespace) -> None:
     """``--bf16`` and ``--int8`` are alternatives; ``--int8`` runs on CPUs only."""
-    if args.bf16 and args.int8:
+    if args.precision == "bf16" and args.int8:
         raise CLIError("--bf16 and --int8 are alternatives: pick one")
     if args.int8 and (getattr(args, "device", None) or "cpu").startswith("cuda"):
         raise CLIError("--int8 runs on CPUs only (on a GPU use --bf16)")

@@ -48,6 +48,7 @@ from qgen.generation.filters import normalize_question
 from qgen.generation.presets import PRESETS, default_answer_config, default_question_config
 from qgen.io.corpus import check_passages
 from qgen.modeling.inputs import encode_source, passage_windows, special_token_ids
+from qgen.modeling.precision import resolve_autocast_dtype
 from qgen.modeling.pretrained import load_model
 from qgen.modeling.step import PrefilledStepModel, UniLMState, UniLMStepModel
 
@@ -113,6 +114,43 @@ class _Batch:
     state: UniLMState | None
 
 
+@dataclasses.dataclass
+class _Drawn:
+    """What the answer draws of one window took: answers (spans, or token ids when not a span)
+    and the tokens they started with."""
+
+    answers: set = dataclasses.field(default_factory=set)
+    first_tokens: set[int] = dataclasses.field(default_factory=set)
+
+
+class _AvoidFirstTokens:
+    """At the first answer step, move the tokens a window's earlier draws started with below
+    every other token it may start with (they keep their order among themselves), so that a
+    new draw (without replacement, `FirstTokensWithoutReplacement`) starts new answers first.
+
+    Args:
+        prompt_length: width of the prompt (the first step is when ``input_ids`` has it).
+        group_size: rows per window.
+        avoid: per window, the token ids to move down.
+    """
+
+    PUSH = 1e4  # far below any likely token, finite: never turns a row into all -inf
+
+    def __init__(self, prompt_length: int, group_size: int, avoid: list[set[int]]):
+        self.prompt_length, self.group_size = prompt_length, group_size
+        self.rows = [(i, sorted(ids)) for i, ids in enumerate(avoid) if ids]
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if input_ids.shape[1] != self.prompt_length:
+            return scores
+        scores = scores.clone()
+        for i, ids in self.rows:
+            rows = slice(i * self.group_size, (i + 1) * self.group_size)
+            index = torch.tensor(ids, device=scores.device)
+            scores[rows, index] = scores[rows, index] - self.PUSH
+        return scores
+
+
 @dataclasses.dataclass(frozen=True)
 class _Asking:
     """How many questions stage 2 asks per window, and which pairs count."""
@@ -149,14 +187,14 @@ def _rank_answers(answers: list[_Answer], passages: Sequence[str], windows) -> l
 
 
 def _in_eval_mode(method):
-    """Run a generation method without dropout (and under autocast when the generator has an
-    ``autocast_dtype``); a model that was training is put back."""
+    """Run a generation method without dropout (and under autocast when the generator's
+    ``autocast_dtype`` resolves to one on its device); a model that was training is put back."""
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         was_training = self.model.training
         self.model.eval()
-        dtype = self.autocast_dtype
+        dtype = self.compute_dtype
         try:
             with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
                 return method(self, *args, **kwargs)
@@ -194,9 +232,11 @@ class QAGenerator:
             that repeat or do not end, so that agreeing samples do not leave a passage with
             fewer pairs than it holds answers.
         num_pairs: the default of `generate`'s ``num_pairs``.
-        autocast_dtype: run generation under ``torch.autocast`` with this dtype (e.g.
-            ``torch.bfloat16``: faster on GPUs and on CPUs with native bf16); None: the
-            model's own dtype.
+        autocast_dtype: run generation under ``torch.autocast`` with this dtype:
+            ``"auto"`` (the default) is bf16 where the model's device computes bf16 natively
+            (CUDA GPUs with bf16, CPUs with AVX512-BF16 or AMX; about 1.5-2x faster, same
+            quality within noise: docs/results.md) and fp32 elsewhere or for an int8 model;
+            ``"bf16"`` / ``torch.bfloat16`` always; ``"fp32"`` / None: the model's own dtype.
         rank_answers: before the question stage, order each window's sampled answers by
             `answer_prior` (SQuAD's answer lengths, no clause or dangling function word) plus
             their own mean log-probability, instead of sampling order; punctuation-only
@@ -228,7 +268,7 @@ class QAGenerator:
         answer_candidates: float = 2.0,
         num_pairs: int = 3,
         task: str | None = None,
-        autocast_dtype: torch.dtype | None = None,
+        autocast_dtype: torch.dtype | str | None = "auto",
         rank_answers: bool = False,
         max_decode_rows: int = 48,
     ):
@@ -279,6 +319,7 @@ class QAGenerator:
         self.constrain_answers = constrain_answers
         self.answer_candidates = answer_candidates
         self.num_pairs = num_pairs
+        resolve_autocast_dtype(autocast_dtype, "cpu")  # a bad value fails here, not at generation
         self.autocast_dtype = autocast_dtype
         self.task = task or getattr(model.config, "qgen_task", None)
         self.rank_answers = rank_answers
@@ -331,6 +372,12 @@ class QAGenerator:
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    @property
+    def compute_dtype(self) -> torch.dtype | None:
+        """The autocast dtype generation runs under on the model's current device (None: the
+        model's own dtype); see ``autocast_dtype``."""
+        return resolve_autocast_dtype(self.autocast_dtype, self.device, self.model)
 
     # ------------------------------------------------------------------ batching helpers
     def _pad(self, rows: list[list[int]], types: list[list[int]]) -> tuple[torch.Tensor, ...]:
@@ -396,6 +443,10 @@ class QAGenerator:
                     state = batch.step_model.extend(state, pre_ids, pre_mask, pre_tt)
         if generator is not None:
             config = dataclasses.replace(config, generator=generator)
+        if config.inference_mode and torch.is_autocast_enabled(self.device.type):
+            # autocast keeps its bf16 copies of the weights only outside inference mode; inside
+            # it every linear layer casts its weights again at every step (about 1.3x slower)
+            config = dataclasses.replace(config, inference_mode=False)
         model = batch.step_model if state is None else PrefilledStepModel(batch.step_model, state)
         with torch.no_grad():
             out = decode(
@@ -582,31 +633,47 @@ class QAGenerator:
                     found[p].extend(new)
             return found
         batch = self._encode([w.source for w in windows])
-        answers = self._sample_answers(batch, windows, passages, ask.first, generator)
-        answers = [
-            a for a in answers
-            if (a.span is not None or keep_non_span_answers)
-            and answer_prior(_answer_text(a, passages, windows)) is not None  # not punctuation
-        ]  # fmt: skip
-        if self.rank_answers:
-            answers = _rank_answers(answers, passages, windows)
-        self._ask_until_distinct(batch, windows, answers, passages, found, ask, asked, kept)
+        drawn: dict[int, _Drawn] = {}  # per window: the answers drawn so far, over all draws
+
+        def draw(counts: dict[int, int]) -> list[_Answer]:
+            """New usable answers for windows ``counts`` (window -> questions to fill)."""
+            answers = self._sample_answers(
+                batch, windows, passages, max(counts.values()), generator, list(counts), drawn
+            )
+            answers = [
+                a for a in answers
+                if (a.span is not None or keep_non_span_answers)
+                and answer_prior(_answer_text(a, passages, windows)) is not None  # not punctuation
+            ]  # fmt: skip
+            if self.rank_answers:
+                answers = _rank_answers(answers, passages, windows)
+            return answers
+
+        answers = draw(dict.fromkeys(range(len(windows)), ask.first))
+        refill = draw if check is not None else None
+        self._ask_until_distinct(batch, windows, answers, passages, found, ask, asked, kept, refill)
         return found
 
     def _ask_until_distinct(
-        self, batch, chunk, answers, passages, pairs, ask: _Asking, asked, kept=None
+        self, batch, chunk, answers, passages, pairs, ask: _Asking, asked, kept=None, refill=None
     ) -> None:
         """Stage 2 for the first ``ask.first`` answers of each window; where a question does
         not end, repeats one already asked about the passage (``asked``: per passage, in any
         of its windows) or fails ``ask.check``, up to ``ask.rounds`` rounds with the window's
         next answers until it has ``ask.num_pairs`` pairs. Appends the pairs to ``pairs`` (per
-        passage)."""
-        pending: dict[int, list[_Answer]] = {}
+        passage). ``refill(counts) -> answers``, when given, draws new answers for the windows
+        whose reserve holds fewer answers than the next round asks about (``counts``: window ->
+        questions to ask)."""
+        pending: dict[int, list[_Answer]] = {w: [] for w in range(len(chunk))}
         for answer in answers:
-            pending.setdefault(answer.window, []).append(answer)
+            pending[answer.window].append(answer)
         wanted = dict.fromkeys(pending, ask.num_pairs)
         quota = dict.fromkeys(pending, ask.first)  # questions to ask this round
-        for _ in range(ask.rounds):
+        for round_ in range(ask.rounds):
+            short = {w: q for w, q in quota.items() if q > len(pending[w])}
+            if refill is not None and round_ > 0 and short:
+                for answer in refill(short):
+                    pending[answer.window].append(answer)
             todo = [a for w, queue in pending.items() for a in queue[: quota[w]]]
             for w in pending:
                 pending[w] = pending[w][quota[w] :]
@@ -630,7 +697,7 @@ class QAGenerator:
                 wanted[w] -= len(found)
                 pairs[passage].extend(found)
             quota = {w: ask.again(wanted[w]) for w in pending}
-            if not any(quota[w] > 0 and pending[w] for w in pending):
+            if not any(quota[w] > 0 and (pending[w] or refill) for w in pending):
                 break
 
     def _sample_answers(
@@ -640,40 +707,51 @@ class QAGenerator:
         passages: list[str],
         num_pairs: int,
         generator: torch.Generator | None,
+        rows: list[int] | None = None,
+        drawn: dict[int, _Drawn] | None = None,
     ) -> list[_Answer]:
         """Stage 1: sample ``answer_candidates * num_pairs`` answers for every window of
-        ``chunk``; the distinct usable ones (by their place in the passage when located), in
-        sampling order."""
+        ``chunk`` (or the windows ``rows``); the distinct usable ones (by their place in the
+        passage when located), in sampling order. ``drawn`` holds, per window, what earlier
+        draws took (updated): their answers are not returned again, and their first tokens are
+        drawn only after every other likely one, so that a second draw finds new answers."""
+        rows = list(range(len(chunk))) if rows is None else rows
+        drawn = {} if drawn is None else drawn
         samples = self._answer_samples(num_pairs)
         config = self.answer_config
         beams = max(config.num_beams, samples) if config.strategy == "beam" else config.num_beams
         config = dataclasses.replace(config, num_return_sequences=samples, num_beams=beams)
-        processors = None
+        windows = [chunk[w] for w in rows]
+        width = batch.ids.shape[1]
+        processors = []
         if self.constrain_answers:
-            bounds = [word_boundaries(passages[w.passage], w.offsets) for w in chunk]
-            processors = [
+            bounds = [word_boundaries(passages[w.passage], w.offsets) for w in windows]
+            processors.append(
                 SpanConstraintProcessor(
-                    [w.window_ids for w in chunk],
-                    prompt_length=batch.ids.shape[1],
+                    [w.window_ids for w in windows],
+                    prompt_length=width,
                     eos_token_id=config.eos_token_id,
                     starts=[s for s, _ in bounds],
                     ends=[e for _, e in bounds],
                 )
-            ]
+            )
+        firsts = [drawn[w].first_tokens if w in drawn else set() for w in rows]
+        if any(firsts):
+            processors.append(_AvoidFirstTokens(width, samples, firsts))
         if config.strategy == "sample" and samples > 1:
             # the samples of a window start with distinct tokens (drawn without replacement), so
             # a peaked answer distribution still yields distinct answers
-            processors = (processors or []) + [
+            processors.append(
                 FirstTokensWithoutReplacement(
-                    batch.ids.shape[1], samples, top_p=config.top_p, top_k=config.top_k,
-                    generator=generator,
+                    width, samples, top_p=config.top_p, top_k=config.top_k, generator=generator
                 )
-            ]  # fmt: skip
-        decoded = self._decode(batch, config, generator=generator, logits_processor=processors)
+            )
+        decoded = self._decode(
+            batch, config, rows=rows, generator=generator, logits_processor=processors or None
+        )
         chosen: list[_Answer] = []
-        seen: dict[int, set] = {}
         for r, (ids, score, length, finished) in enumerate(decoded):
-            w = r // samples
+            w = rows[r // samples]
             if not ids or (not finished and not self.constrain_answers):
                 continue  # a constrained answer cut at the length cap is still a span: kept
             window = chunk[w]
@@ -683,10 +761,11 @@ class QAGenerator:
             if span is None:
                 span = locate_answer(passage, text, window.span)
             key = span if span is not None else tuple(ids)
-            taken = seen.setdefault(w, set())
-            if key in taken or not (text or span):
+            taken = drawn.setdefault(w, _Drawn())
+            taken.first_tokens.add(ids[0])
+            if key in taken.answers or not (text or span):
                 continue
-            taken.add(key)
+            taken.answers.add(key)
             chosen.append(_Answer(w, list(ids), text, span, score, length))
         return chosen
 

@@ -65,6 +65,7 @@ _GENERATOR_ARGS = (
     "constrain_answers",
     "answer_candidates",
     "rank_answers",
+    "autocast_dtype",
 )
 _CALL_ARGS = ("num_pairs", "seed", "keep_non_span_answers")
 # the check of the dataset chain (`qgen.generation.dataset.DatasetChain`), at construction only
@@ -108,7 +109,8 @@ class QAGenerationPipeline(ChunkPipeline):
         keep_non_span_answers: with ``constrain_answers=False``, keep answers that are not a
             span of the passage (default False).
         answer_config, question_config, preset, max_source_length, window_stride, use_cache,
-        constrain_answers, answer_candidates, rank_answers: as in
+        constrain_answers, answer_candidates, rank_answers, autocast_dtype (default
+        ``"auto"``: bf16 where the hardware computes it natively; ``"fp32"`` turns it off): as in
             `qgen.generation.generator.QAGenerator`. At construction they set up the
             pipeline's generator (`qa_generator`); a call that gives one decodes with a
             generator built for that call.

@@ -33,6 +33,7 @@ from transformers.trainer_utils import SaveStrategy, get_last_checkpoint
 from qgen.generation.config import QAGenerationConfig
 from qgen.io.squad import drop_long_answers
 from qgen.modeling.inputs import TASKS, UniLMCollator
+from qgen.modeling.precision import cpu_has_native_bf16
 from qgen.modeling.unilm import UniLMForQAGeneration
 from qgen.training.data import FileReport, has_split, load_training_data, split_by_context
 from qgen.training.export import export_model
@@ -225,15 +226,6 @@ class QGTrainingArguments(_TrainingArguments):
                 self.use_cpu = True  # the Trainer accepts bf16 on CPU only with use_cpu
             self.bf16, self.fp16 = mode == "bf16", mode == "fp16"
         super().__post_init__()
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), so bf16 autocast is faster
-    than fp32 (1.3-1.6x for a MiniLM-L6 training step on an AVX512-BF16 CPU); on other CPUs bf16
-    is emulated and slower."""
-    cpu = torch.cpu
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(cpu, name, lambda: False)() for name in checks)
 
 
 def _features(ds, tokenizer, data_args: DataArguments, training_args) -> datasets.Dataset:

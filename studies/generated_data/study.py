@@ -256,7 +256,7 @@ def _train_and_score(cfg, name: str, rows: list[dict], dev: str, out: Path, seed
 
     from qgen.generation.reader import evaluate_reader
     from qgen.training.reader import ReaderArguments, train_reader
-    from qgen.training.trainer import cpu_has_native_bf16
+    from qgen.modeling.precision import cpu_has_native_bf16
 
     data = out / f"train-{name}.jsonl"
     _write_jsonl([{k: r[k] for k in _SQUAD_FIELDS} for r in rows], str(data))
