@@ -146,3 +146,59 @@ def test_pipeline_warns_once_about_a_passage_of_another_language(shipped, caplog
         qa([ZH, ZH])
     warned = [r for r in caplog.records if "looks Chinese" in r.getMessage()]
     assert len(warned) == 1 and "trained for English" in warned[0].getMessage()
+
+
+def test_pipeline_without_a_model_routes_each_passage_by_language(shipped, caplog):
+    import logging
+
+    import transformers
+
+    qa = transformers.pipeline("qa-generation", device="cpu", seed=0)
+    assert qa.router is not None
+    english = qa([EN, EN], batch_size=4)
+    assert set(qa.router.generators) == {"en"}  # an English-only input never loads Chinese
+    assert all(p["language"] == "en" for pairs in english for p in pairs)
+    with caplog.at_level(logging.WARNING, logger="qgen.generation.pipeline"):
+        mixed = qa([ZH, EN, ZH], batch_size=8)  # one batch holds windows of both languages
+    assert not [r for r in caplog.records if "looks Chinese" in r.getMessage()]
+    assert set(qa.router.generators) == {"en", "zh"}
+    zh_model = qa.router.generators["zh"].model
+    assert model_language(zh_model) == "zh" and zh_model is not qa.model
+    assert mixed[0]  # the Chinese model wrote pairs (the English ones face the tiny reader)
+    for passage, pairs in zip([ZH, EN, ZH], mixed):
+        language = "zh" if passage == ZH else "en"
+        assert all(p["language"] == language for p in pairs)
+        assert all(passage[p["answer_start"] :].startswith(p["answer"]) for p in pairs)
+    # a call's own settings reach the routed model too
+    [one] = qa([ZH], num_pairs=1, preset="su-2020-11")
+    assert len(one) <= 1 and all(p["language"] == "zh" for p in one)
+
+
+def test_pipeline_with_a_model_given_does_not_route(shipped):
+    import transformers
+
+    explicit = transformers.pipeline("qa-generation", model=shipped["en"], device="cpu")
+    assert explicit.router is None
+    assert all("language" not in p for p in explicit([EN])[0])
+    # the default again, then asked not to route
+    off = transformers.pipeline("qa-generation", device="cpu", route_languages=False)
+    assert off.router is None
+
+
+def test_evaluate_without_a_model_scores_with_the_model_of_the_data_language(
+    shipped, tmp_path, capsys
+):
+    data = tmp_path / "zh.jsonl"
+    record = {"id": "z0", "title": "t", "context": ZH, "question": "世界第二高山峰是什么？",
+              "answers": {"text": ["乔戈里峰"], "answer_start": [ZH.index("乔戈里峰")]}}  # fmt: skip
+    data.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert main(["evaluate", "--input", str(data), "--task", "qg", "--no_meteor"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["routed_language"] == "zh"
+    assert "Chinese" in report["tokenize_choice"]
+    english = tmp_path / "en.jsonl"
+    record = {"id": "e0", "title": "t", "context": EN, "question": "where did the dog sit?",
+              "answers": {"text": ["paris"], "answer_start": [EN.index("paris")]}}  # fmt: skip
+    english.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    assert main(["evaluate", "--input", str(english), "--task", "qg", "--no_meteor"]) == 0
+    assert json.loads(capsys.readouterr().out)["routed_language"] == "en"

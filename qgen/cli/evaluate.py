@@ -26,7 +26,10 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``qgen evaluate``."""
     parser.add_argument(
-        "--model", default=None, help="qgen model directory (default: the shipped English model)"
+        "--model",
+        default=None,
+        help="qgen model directory or language code (default: the shipped model of the data's "
+        "language, by the script of most of its passages)",
     )
     parser.add_argument(
         "--input", required=True, help="SQuAD-format JSON/JSONL with gold questions"
@@ -69,7 +72,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from qgen.evaluation.metrics import evaluate_model
 
     set_seed(args.seed)
-    model_dir = resolve_model_dir(args.model)
+    language = None
+    if args.model is None:  # the shipped model of the data's language
+        language = _data_language(args.input)
+    model_dir = resolve_model_dir(args.model if language is None else language)
     check_positive(args, "num_pairs", "max_samples", "batch_size", "max_source_length")
     check_precision(args)
     check_answer_candidates(args)
@@ -94,5 +100,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     except ValueError as err:
         raise CLIError(str(err)) from None
+    if language is not None:
+        results = {"routed_language": language, **results}
     print(json.dumps(results, indent=1, ensure_ascii=False))
     return results
+
+
+def _data_language(path: str) -> str:
+    """The language of most of a SQuAD-format file's passages (`detect_language`; the first
+    1,000 distinct ones), which picks the shipped model when ``--model`` is not given."""
+    from collections import Counter
+
+    from qgen.generation.language import detect_language
+    from qgen.io.squad import load_squad
+
+    contexts = dict.fromkeys(load_squad(path)["context"])
+    votes = Counter(detect_language(c) for c in list(contexts)[:1000])
+    return votes.most_common(1)[0][0] if votes else "en"
