@@ -68,10 +68,24 @@ class PreallocatedLayer(DynamicLayer):
         return self.capacity
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
-        """Select rows (expand, follow beams, drop finished rows); copies the filled part only."""
+        """Select rows (expand, follow beams, drop finished rows); copies the filled part only.
+
+        A reorder that keeps the row count (beam search) is done in place and moves only the
+        rows whose source is another row: most beams usually continue their own row.
+        """
         if not self.is_initialized:
             return
         index = beam_idx.to(self.device)
+        n = self._key_buffer.shape[0]
+        if index.shape[0] == n:
+            moved = (index != torch.arange(n, device=self.device)).nonzero().squeeze(1)
+            if moved.numel():
+                source = index.index_select(0, moved)
+                for buffer in (self._key_buffer, self._value_buffer):
+                    filled = buffer[:, :, : self.length]
+                    filled.index_copy_(0, moved, filled.index_select(0, source))
+            self._expose()
+            return
         for name in ("_key_buffer", "_value_buffer"):
             old = getattr(self, name)
             new = old.new_empty((index.shape[0], *old.shape[1:]))
