@@ -33,8 +33,10 @@ import transformers
 from transformers import Cache, GPT2Config, GPT2LMHeadModel, LogitsProcessorList
 from transformers.cache_utils import DynamicLayer
 
-from decoding import DecodingConfig, adapters, decode, generate_kwargs, search
+from decoding import DecodingConfig, decode, generate_kwargs, search
+from decoding.bodies import GPT2Body
 from decoding.cache import PreallocatedLayer
+from decoding.lm_head import ExactLMHead
 
 CASES = {
     "greedy": {"strategy": "greedy"},
@@ -160,19 +162,17 @@ def _instrument(clock: _StageClock, model) -> Callable[[], None]:
         patch(owner, attr, "cache")
     patch(Cache, "reorder_cache", "cache")
     patch(LogitsProcessorList, "__call__", "processors")
-    patch(adapters._TransposedHead, "__call__", "lm_head")
+    patch(ExactLMHead, "__call__", "lm_head")
     for name in ("_choose_argmax", "_choose_multinomial", "_choose_multinomial_fast"):
         patch(search, name, "selection")
     # generate's selection is inline: its softmax / multinomial / argmax calls.
     patch(torch, "multinomial", "selection")
     patch(torch, "argmax", "selection")
     patch(torch.nn.functional, "softmax", "selection")
-    for module, stage in ((model.base_model, "body"), (model.lm_head, "lm_head")):
-        handles = (
-            module.register_forward_pre_hook(lambda *a, s=stage: clock.enter(s)),
-            module.register_forward_hook(lambda *a: clock.leave()),
-        )
-        undo.extend(h.remove for h in handles)
+    # Class attributes, not hooks: a hook on the model would switch decode's fast body off.
+    patch(type(model.base_model), "forward", "body")
+    patch(GPT2Body, "__call__", "body")
+    patch(type(model.lm_head), "forward", "lm_head")
     return lambda: [u() for u in reversed(undo)]
 
 

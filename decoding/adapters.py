@@ -5,23 +5,30 @@ encoder-decoder (BART ...). Both implement `decoding.StepModel`; `as_step_model`
 The inputs are built exactly as HF ``generate`` builds them (position ids from the attention
 mask cumsum, the all-ones mask dropped, ``logits_to_keep=1``) so that the logits match.
 
-`HFCausalLMAdapter` has two optional shortcuts (both on in `decoding.decode` by default):
+`HFCausalLMAdapter` has three optional shortcuts (all on in `decoding.decode` by default), each
+giving the model's logits bit for bit:
 
 * ``max_new_tokens``: a `decoding.cache.preallocated_cache` written in place, and an attention
   mask buffer, both sized for the prompt plus that many tokens, instead of a ``torch.cat`` of
   the cache and the mask every step;
-* ``fast_lm_head``: the logits are computed as ``hidden @ W.T`` from a transposed copy of the
-  output embedding made once per call. On CPU, ``F.linear`` with HF's ``(V, H)`` layout runs at
-  half the memory bandwidth for one or a few rows (the LM head of the benchmark model: 10.6 ms
-  against 4.4 ms at batch 1). With two or more rows the logits are bitwise those of the model
-  (same GEMM kernel); with one row the kernel sums in another order (last-bit differences). The
-  shortcut is checked once per call on the prompt (the model's own logits against the head on
-  its hidden state) and dropped when they differ (a model that scales or caps its logits).
+* ``fast_lm_head``: the logits come from `decoding.lm_head.ExactLMHead` applied to the base
+  model's last hidden state: per row count, the fastest layout of the output embedding that
+  gives the model's own head's logits bit for bit;
+* ``fast_body``: the base model's decoding step runs as a `decoding.bodies` function of its
+  weights (the same tensor operations without HF's module Python), for model types that have
+  one; it is compared with the model's own base model on the first step of every call
+  (hidden states and cached keys / values, bitwise) and dropped for the call on any difference.
+
+Both ``fast_lm_head`` and ``fast_body`` compute the logits as ``head(base_model(...))``. That
+split is checked once per call on the prompt: the model's own logits must equal its output
+embedding applied to its base model's hidden state, bit for bit (a model that scales or caps
+its logits in ``forward`` keeps its full forward).
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +37,9 @@ from torch import nn
 from transformers import DynamicCache, EncoderDecoderCache, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput
 
+from .bodies import FastBody, fast_body_for
 from .cache import preallocated_cache
+from .lm_head import ExactLMHead
 from .protocol import StepModel, select_rows
 
 __all__ = [
@@ -56,7 +65,10 @@ class CausalLMState:
         logits: ``(N, V)`` logits of the next token computed by the prefill, not yet returned.
         mask_buffer: ``(N, T0 + max_new_tokens)`` preallocated mask (ones after the prompt),
             or ``None``.
-        head: the fast LM head for this call, or ``None`` (the model's own head).
+        head: ``(N, H) -> (N, V)`` logits from the base model's hidden state (the split
+            checked on the prompt), or ``None``: the model's own forward.
+        body: the fast body for this call, or ``None`` (the model's own base model).
+        body_checked: whether ``body`` was compared with the base model yet.
     """
 
     cache: Any
@@ -65,19 +77,9 @@ class CausalLMState:
     seen: int
     logits: torch.Tensor | None = None
     mask_buffer: torch.Tensor | None = None
-    head: _TransposedHead | None = None
-
-
-class _TransposedHead:
-    """``hidden @ W.T (+ bias)`` from a ``(H, V)`` contiguous copy of the output embedding."""
-
-    def __init__(self, linear: nn.Linear):
-        self.weight_t = linear.weight.detach().t().contiguous()  # (H, V)
-        self.bias = None if linear.bias is None else linear.bias.detach()
-
-    def __call__(self, hidden: torch.Tensor) -> torch.Tensor:  # (N, H) -> (N, V)
-        logits = hidden @ self.weight_t
-        return logits if self.bias is None else logits + self.bias
+    head: Callable[[torch.Tensor], torch.Tensor] | None = None
+    body: FastBody | None = None
+    body_checked: bool = False
 
 
 class HFCausalLMAdapter:
@@ -93,8 +95,10 @@ class HFCausalLMAdapter:
         max_new_tokens: most tokens generated after the prompt: preallocate the KV cache and
             the attention mask for the prompt plus that many (``None``: HF's `DynamicCache`,
             grown by concatenation).
-        fast_lm_head: compute the logits from a transposed copy of the output embedding
-            (checked on the prompt; see the module docstring).
+        fast_lm_head: compute the logits with `decoding.lm_head.ExactLMHead` (see the module
+            docstring).
+        fast_body: run the decoding steps with the model type's `decoding.bodies` body, when
+            there is one (checked on the first step of every call).
     """
 
     def __init__(
@@ -103,6 +107,7 @@ class HFCausalLMAdapter:
         use_cache: bool = True,
         max_new_tokens: int | None = None,
         fast_lm_head: bool = False,
+        fast_body: bool = False,
     ):
         self.model = model
         self.use_cache = use_cache
@@ -110,13 +115,14 @@ class HFCausalLMAdapter:
         params = set(inspect.signature(model.forward).parameters)
         self._takes_positions = "position_ids" in params
         self._takes_logits_to_keep = "logits_to_keep" in params
-        head = model.get_output_embeddings()
-        self._fast_head = (
-            fast_lm_head
-            and use_cache
-            and isinstance(head, nn.Linear)
+        splittable = (
+            use_cache
             and model.base_model is not model
+            and isinstance(model.get_output_embeddings(), nn.Module)
         )
+        self._head = ExactLMHead.for_model(model) if splittable and fast_lm_head else None
+        self._body = fast_body_for(model) if splittable and fast_body else None
+        self._split = self._head is not None or self._body is not None
 
     def _inputs(self, state: CausalLMState, positions: torch.Tensor) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"use_cache": self.use_cache}
@@ -131,21 +137,53 @@ class HFCausalLMAdapter:
     def _forward(
         self, ids: torch.Tensor, state: CausalLMState, positions: torch.Tensor
     ) -> torch.Tensor:
+        if state.head is None:
+            kwargs = self._inputs(state, positions)
+            if self._takes_logits_to_keep:
+                kwargs["logits_to_keep"] = 1
+            out = self.model(input_ids=ids, return_dict=True, **kwargs)
+            if self.use_cache:
+                state.cache = out.cache
+            return out.logits[:, -1].float()
+        if state.body is None or ids.shape[1] != 1:
+            hidden = self._base_model(ids, state, positions)
+        elif state.body_checked:
+            hidden = state.body(ids, positions, state.attention_mask, state.cache)
+        else:
+            hidden = self._check_body(ids, state, positions)
+        return state.head(hidden).float()
+
+    def _base_model(
+        self, ids: torch.Tensor, state: CausalLMState, positions: torch.Tensor
+    ) -> torch.Tensor:
+        """``(N, H)`` the model's own last hidden state (it writes the cache in place)."""
         kwargs = self._inputs(state, positions)
-        if state.head is not None:
-            # The body only, then the transposed head on the last position.
-            out = self.model.base_model(input_ids=ids, return_dict=True, **kwargs)
-            return state.head(_last_hidden(out)[:, -1]).float()
-        if self._takes_logits_to_keep:
-            kwargs["logits_to_keep"] = 1
-        out = self.model(input_ids=ids, return_dict=True, **kwargs)
-        if self.use_cache:
-            state.cache = out.cache
-        return out.logits[:, -1].float()
+        out = self.model.base_model(input_ids=ids, return_dict=True, **kwargs)
+        return _last_hidden(out)[:, -1]
+
+    def _check_body(
+        self, ids: torch.Tensor, state: CausalLMState, positions: torch.Tensor
+    ) -> torch.Tensor:
+        """Run the fast body, then the base model on the same step (the cache rewound); keep
+        the body for the call only if both give the same hidden state and cache, bitwise."""
+        cache, seen = state.cache, state.cache.get_seq_length()
+        ours = state.body(ids, positions, state.attention_mask, cache)
+        written = [(layer.keys[:, :, seen:].clone(), layer.values[:, :, seen:].clone())
+                   for layer in cache.layers]  # fmt: skip
+        cache.crop(-ids.shape[1])
+        hidden = self._base_model(ids, state, positions)
+        same = torch.equal(ours, hidden) and all(
+            torch.equal(k, layer.keys[:, :, seen:]) and torch.equal(v, layer.values[:, :, seen:])
+            for (k, v), layer in zip(written, cache.layers)
+        )
+        state.body = state.body if same else None
+        state.body_checked = True
+        return hidden
 
     def _prefill(self, ids: torch.Tensor, state: CausalLMState, positions: torch.Tensor) -> None:
-        """Read the prompt with the model's own head; keep the fast head if it agrees."""
-        if not self._fast_head:
+        """Read the prompt with the model's full forward; keep the split into base model and
+        head if its logits are the output embedding of the base model's hidden state."""
+        if not self._split:
             state.logits = self._forward(ids, state, positions)
             return
         captured: list[torch.Tensor] = []
@@ -156,11 +194,10 @@ class HFCausalLMAdapter:
             state.logits = self._forward(ids, state, positions)
         finally:
             hook.remove()
-        head = _TransposedHead(self.model.get_output_embeddings())
-        if len(captured) == 1 and torch.allclose(
-            head(captured[0]).float(), state.logits, rtol=1e-4, atol=1e-4
-        ):
-            state.head = head
+        own_head = self.model.get_output_embeddings()
+        if len(captured) == 1 and torch.equal(own_head(captured[0]).float(), state.logits):
+            state.head = self._head or own_head
+            state.body = self._body
 
     def start(
         self,
@@ -333,11 +370,13 @@ def as_step_model(
     use_cache: bool = True,
     max_new_tokens: int | None = None,
     fast_lm_head: bool = False,
+    fast_body: bool = False,
 ) -> StepModel:
     """Wrap an HF model in its adapter; return a `StepModel` unchanged.
 
-    ``max_new_tokens`` (preallocate the cache) and ``fast_lm_head`` are the `HFCausalLMAdapter`
-    shortcuts; an encoder-decoder preallocates its decoder self-attention cache.
+    ``max_new_tokens`` (preallocate the cache), ``fast_lm_head`` and ``fast_body`` are the
+    `HFCausalLMAdapter` shortcuts; an encoder-decoder preallocates its decoder self-attention
+    cache.
 
     Raises:
         TypeError: when ``model`` is neither an HF model nor a `StepModel`.
@@ -345,7 +384,7 @@ def as_step_model(
     if isinstance(model, PreTrainedModel):
         if model.config.is_encoder_decoder:
             return HFEncoderDecoderAdapter(model, use_cache, max_new_tokens)
-        return HFCausalLMAdapter(model, use_cache, max_new_tokens, fast_lm_head)
+        return HFCausalLMAdapter(model, use_cache, max_new_tokens, fast_lm_head, fast_body)
     if isinstance(model, StepModel):
         return model
     raise TypeError(

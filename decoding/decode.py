@@ -79,6 +79,7 @@ def _decode(
         use_cache=config.use_cache,
         max_new_tokens=config.max_new_tokens if config.preallocate_cache else None,
         fast_lm_head=config.fast_lm_head,
+        fast_body=config.fast_body,
     )
     initial = getattr(step_model, "initial_sequence", None)
     if config.drop_finished:

@@ -1,5 +1,5 @@
 """The issue-21 shortcuts keep the outputs: exact top-p, the multinomial replica, the
-preallocated cache, the transposed LM head and dropping finished rows."""
+preallocated cache, the exact LM head, the fast body and dropping finished rows."""
 
 import pytest
 import torch
@@ -7,8 +7,10 @@ from transformers import GPT2Config, GPT2LMHeadModel, TopKLogitsWarper, TopPLogi
 
 from decoding import DecodingConfig, TopKProcessor, TopPProcessor, decode, generate_kwargs
 from decoding.adapters import HFCausalLMAdapter
+from decoding.bodies import GPT2Body, fast_body_for
 from decoding.cache import PreallocatedLayer, preallocated_cache
 from decoding.config import SHORTCUTS
+from decoding.lm_head import CHUNK, ExactLMHead
 from decoding.nucleus import top_p_remove_mask
 from decoding.rows import LiveRows
 from decoding.search import _choose_multinomial, _choose_multinomial_fast
@@ -70,7 +72,7 @@ def test_top_k_equals_hf(kind, top_k):
         )
 
 
-@pytest.mark.parametrize("kind", ["flat", "peaked", "masked"])
+@pytest.mark.parametrize("kind", ["flat", "peaked", "masked", "ties"])
 def test_fast_sampling_draws_torch_multinomial_tokens(kind):
     gen = torch.Generator().manual_seed(0)
     for seed in range(20):
@@ -94,6 +96,11 @@ def test_preallocated_layer_gives_dynamic_cache_tensors():
     assert torch.equal(keys, torch.cat([k, k2], dim=2))
     layer.reorder_cache(torch.tensor([2, 2, 0, 1]))
     assert torch.equal(layer.keys, torch.cat([k, k2], dim=2)[[2, 2, 0, 1]])
+    before = layer.values.clone()
+    layer.reorder_cache(torch.tensor([1, 1, 3, 0]))  # same row count: in place
+    assert torch.equal(layer.values, before[[1, 1, 3, 0]])
+    layer.reorder_cache(torch.tensor([0, 1, 2, 3]))
+    assert torch.equal(layer.values, before[[1, 1, 3, 0]])
     with pytest.raises(ValueError, match="capacity=10"):
         layer.update(torch.randn(4, 2, 6, 5), torch.randn(4, 2, 6, 5))
 
@@ -130,6 +137,74 @@ def test_fast_lm_head_is_used_and_bitwise_with_several_rows(gpt2):
         theirs, ref = plain.step(seq, ref)
         assert torch.equal(ours, theirs)
         seq = torch.cat([seq, ours.argmax(-1, keepdim=True)], dim=1)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_exact_lm_head_gives_the_linear_logits_at_every_row_count(bias):
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(48, 2 * CHUNK + 37, bias=bias)  # a partial last slice
+    head = ExactLMHead(linear)
+    with torch.inference_mode():
+        for rows in (1, 2, 3, 5, 8, 33):
+            for _ in range(2):  # the first call chooses, the second uses the choice
+                hidden = torch.randn(rows, 48)
+                assert torch.equal(head(hidden), linear(hidden))
+            assert head.chosen[(rows, torch.get_num_threads())] in ("own", "transposed", "chunked")
+
+
+def test_exact_lm_head_is_cached_per_model_and_weight_version(gpt2):
+    head = ExactLMHead.for_model(gpt2)
+    assert head is ExactLMHead.for_model(gpt2)
+    clone = GPT2LMHeadModel(gpt2.config).eval()
+    clone.load_state_dict(gpt2.state_dict())
+    assert ExactLMHead.for_model(clone) is not head
+    with torch.no_grad():
+        clone.lm_head.weight.mul_(1.0)  # a new weight version
+    assert ExactLMHead.for_model(clone) is not ExactLMHead.for_model(gpt2)
+
+
+def _step_both(model, ids, mask, steps=4, **shortcuts):
+    """Step the adapter with ``shortcuts`` and the plain one side by side; logits must agree."""
+    adapter = HFCausalLMAdapter(model, max_new_tokens=steps, **shortcuts)
+    plain = HFCausalLMAdapter(model)
+    with torch.inference_mode():
+        state, ref = adapter.start(ids, attention_mask=mask), plain.start(ids, attention_mask=mask)
+        seq = ids
+        for _ in range(steps):
+            ours, state = adapter.step(seq, state)
+            theirs, ref = plain.step(seq, ref)
+            assert torch.equal(ours, theirs)
+            seq = torch.cat([seq, ours.argmax(-1, keepdim=True)], dim=1)
+    return state
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_fast_body_is_used_and_bitwise(gpt2, padded):
+    ids, mask = _batch()
+    state = _step_both(gpt2, ids, mask if padded else None, fast_body=True, fast_lm_head=True)
+    assert isinstance(state.body, GPT2Body) and state.body_checked
+
+
+def test_fast_body_is_dropped_when_it_differs(gpt2, monkeypatch):
+    original = GPT2Body.__call__
+    monkeypatch.setattr(GPT2Body, "__call__", lambda *a: original(*a) * (1 + 2**-20))
+    ids, mask = _batch()
+    state = _step_both(gpt2, ids, mask, fast_body=True)
+    assert state.body is None and state.body_checked
+
+
+def test_fast_body_is_refused_for_hooks_and_training(gpt2):
+    assert fast_body_for(gpt2) is not None
+    handle = gpt2.transformer.h[0].mlp.register_forward_hook(lambda *a: None)
+    try:
+        assert fast_body_for(gpt2) is None
+    finally:
+        handle.remove()
+    gpt2.train()
+    try:
+        assert fast_body_for(gpt2) is None
+    finally:
+        gpt2.eval()
 
 
 def test_fast_lm_head_refused_when_the_model_changes_its_logits(gpt2):
