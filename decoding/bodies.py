@@ -71,13 +71,31 @@ def fast_body_for(model: PreTrainedModel) -> FastBody | None:
 
 
 class GPT2Body:
-    """`GPT2Model.forward` (transformers 5.x) for cached decoding, eval mode, SDPA attention."""
+    """`GPT2Model.forward` (transformers 5.x) for cached decoding, eval mode, SDPA attention.
+
+    The weights are looked up once per call of `decode` (``nn.Module`` attribute look-ups are
+    a fifth of the Python left per step otherwise).
+    """
 
     def __init__(self, model: PreTrainedModel):
         self.config = model.config
-        self.transformer = model.transformer
+        tr = model.transformer
+        self.wte, self.wpe, self.ln_f = tr.wte, tr.wpe, _norm(tr.ln_f)
         self.embed_dim = model.config.hidden_size
         self.head_dim = self.embed_dim // model.config.num_attention_heads
+        self.layers = [
+            (
+                _norm(block.ln_1),
+                _conv(block.attn.c_attn),
+                block.attn.scaling,
+                _conv(block.attn.c_proj),
+                _norm(block.ln_2),
+                _conv(block.mlp.c_fc),
+                block.mlp.act,
+                _conv(block.mlp.c_proj),
+            )
+            for block in tr.h
+        ]
 
     @classmethod
     def build(cls, model: PreTrainedModel) -> GPT2Body | None:
@@ -109,11 +127,10 @@ class GPT2Body:
         attention_mask: torch.Tensor | None,
         cache: Any,
     ) -> torch.Tensor:
-        tr = self.transformer
         n, t = input_ids.shape
         width, head_dim = self.embed_dim, self.head_dim
-        inputs_embeds = tr.wte(input_ids)
-        hidden = inputs_embeds + tr.wpe(position_ids)  # (N, t, H); dropout: eval
+        inputs_embeds = self.wte(input_ids)
+        hidden = inputs_embeds + self.wpe(position_ids)  # (N, t, H); dropout: eval
         mask = None  # what create_causal_mask gives one new token without padding
         if attention_mask is not None:  # HF's own mask, built as GPT2Model builds it
             mask = create_causal_mask(
@@ -123,40 +140,37 @@ class GPT2Body:
                 cache=cache,
                 position_ids=position_ids,
             )
-        for i, block in enumerate(tr.h):
-            attn, mlp = block.attn, block.mlp
-            residual = hidden
-            x = _layer_norm(block.ln_1, hidden)
-            x = _conv1d(attn.c_attn, x)
+        update = cache.update
+        for i, (ln_1, c_attn, scaling, c_proj, ln_2, c_fc, act, mlp_proj) in enumerate(self.layers):
+            x = _conv1d(c_attn, F.layer_norm(hidden, *ln_1))
             query, key, value = x.split(width, dim=2)
             query = query.view(n, t, -1, head_dim).transpose(1, 2)  # (N, heads, t, d)
             key = key.view(n, t, -1, head_dim).transpose(1, 2)
             value = value.view(n, t, -1, head_dim).transpose(1, 2)
-            key, value = cache.update(key, value, i)
+            key, value = update(key, value, i)
             out = F.scaled_dot_product_attention(
-                query,
-                key,
-                value,
-                attn_mask=mask,
-                dropout_p=0.0,
-                scale=attn.scaling,
-                is_causal=False,  # as HF's sdpa_attention_forward for one query
-            )
+                query, key, value, attn_mask=mask, dropout_p=0.0, scale=scaling, is_causal=False
+            )  # is_causal: as HF's sdpa_attention_forward for one query
             out = out.transpose(1, 2).contiguous().reshape(n, t, width)
-            hidden = _conv1d(attn.c_proj, out) + residual
-            residual = hidden
-            x = mlp.act(_conv1d(mlp.c_fc, _layer_norm(block.ln_2, hidden)))
-            hidden = residual + _conv1d(mlp.c_proj, x)
-        return _layer_norm(tr.ln_f, hidden)[:, -1]
+            hidden = _conv1d(c_proj, out) + hidden
+            x = act(_conv1d(c_fc, F.layer_norm(hidden, *ln_2)))
+            hidden = hidden + _conv1d(mlp_proj, x)
+        return F.layer_norm(hidden, *self.ln_f)[:, -1]
 
 
 BODIES.register("gpt2", GPT2Body.build)
 
 
-def _layer_norm(ln: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
-    return F.layer_norm(x, ln.normalized_shape, ln.weight, ln.bias, ln.eps)
+def _norm(ln: nn.LayerNorm) -> tuple:
+    """``F.layer_norm``'s arguments after the input, as ``nn.LayerNorm.forward`` passes them."""
+    return ln.normalized_shape, ln.weight, ln.bias, ln.eps
 
 
-def _conv1d(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _conv(conv: nn.Module) -> tuple[torch.Tensor, torch.Tensor, int]:
+    return conv.bias, conv.weight, conv.nf
+
+
+def _conv1d(conv: tuple[torch.Tensor, torch.Tensor, int], x: torch.Tensor) -> torch.Tensor:
     """HF's `Conv1D.forward`: ``addmm(bias, x, weight)`` over the flattened rows."""
-    return torch.addmm(conv.bias, x.view(-1, x.shape[-1]), conv.weight).view(*x.shape[:-1], conv.nf)
+    bias, weight, width = conv
+    return torch.addmm(bias, x.view(-1, x.shape[-1]), weight).view(*x.shape[:-1], width)

@@ -17,7 +17,11 @@ import torch
 from transformers import DynamicCache, PretrainedConfig
 from transformers.cache_utils import DynamicLayer
 
-__all__ = ["PreallocatedLayer", "preallocated_cache"]
+__all__ = ["MOVE_IN_PLACE", "PreallocatedLayer", "preallocated_cache"]
+
+# A beam reorder copies the moved rows in place up to 1 / MOVE_IN_PLACE of the rows (a moved
+# row costs two copies there, a gather of all rows one copy of each).
+MOVE_IN_PLACE = 3
 
 
 class PreallocatedLayer(DynamicLayer):
@@ -31,6 +35,7 @@ class PreallocatedLayer(DynamicLayer):
         super().__init__()
         self.capacity = capacity
         self.length = 0
+        self._spare: tuple[torch.Tensor, torch.Tensor] | None = None  # see reorder_cache
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         n, heads, _, _ = key_states.shape
@@ -70,28 +75,43 @@ class PreallocatedLayer(DynamicLayer):
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         """Select rows (expand, follow beams, drop finished rows); copies the filled part only.
 
-        A reorder that keeps the row count (beam search) is done in place and moves only the
-        rows whose source is another row: most beams usually continue their own row.
+        A reorder that keeps the row count (beam search) allocates nothing: when few rows
+        follow another row's history, those are copied in place; otherwise every row is
+        gathered into a second pair of buffers, which then swap with the first.
         """
         if not self.is_initialized:
             return
         index = beam_idx.to(self.device)
-        n = self._key_buffer.shape[0]
-        if index.shape[0] == n:
+        n, filled = self._key_buffer.shape[0], slice(0, self.length)
+        if index.shape[0] != n:
+            self._spare = None  # another row count
+            self._key_buffer, self._value_buffer = (
+                self._gather(buffer, index, buffer.new_empty((index.shape[0], *buffer.shape[1:])))
+                for buffer in (self._key_buffer, self._value_buffer)
+            )
+        else:
             moved = (index != torch.arange(n, device=self.device)).nonzero().squeeze(1)
-            if moved.numel():
+            if 0 < moved.shape[0] <= n // MOVE_IN_PLACE:
                 source = index.index_select(0, moved)
                 for buffer in (self._key_buffer, self._value_buffer):
-                    filled = buffer[:, :, : self.length]
-                    filled.index_copy_(0, moved, filled.index_select(0, source))
-            self._expose()
-            return
-        for name in ("_key_buffer", "_value_buffer"):
-            old = getattr(self, name)
-            new = old.new_empty((index.shape[0], *old.shape[1:]))
-            torch.index_select(old[:, :, : self.length], 0, index, out=new[:, :, : self.length])
-            setattr(self, name, new)
+                    rows = buffer[:, :, filled]
+                    rows.index_copy_(0, moved, rows.index_select(0, source))
+            elif moved.shape[0]:
+                if self._spare is None:
+                    self._spare = (
+                        torch.empty_like(self._key_buffer),
+                        torch.empty_like(self._value_buffer),
+                    )
+                spare = self._spare
+                self._spare = (self._key_buffer, self._value_buffer)
+                self._key_buffer = self._gather(self._key_buffer, index, spare[0])
+                self._value_buffer = self._gather(self._value_buffer, index, spare[1])
         self._expose()
+
+    def _gather(self, buffer: torch.Tensor, index: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``out`` with its filled slots set to ``buffer``'s rows ``index``."""
+        torch.index_select(buffer[:, :, : self.length], 0, index, out=out[:, :, : self.length])
+        return out
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         self.reorder_cache(torch.as_tensor(indices, device=self.device).flatten())
@@ -111,6 +131,7 @@ class PreallocatedLayer(DynamicLayer):
 
     def reset(self) -> None:
         self.length = 0
+        self._spare = None
         super().reset()
 
 

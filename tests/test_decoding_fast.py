@@ -96,11 +96,12 @@ def test_preallocated_layer_gives_dynamic_cache_tensors():
     assert torch.equal(keys, torch.cat([k, k2], dim=2))
     layer.reorder_cache(torch.tensor([2, 2, 0, 1]))
     assert torch.equal(layer.keys, torch.cat([k, k2], dim=2)[[2, 2, 0, 1]])
-    before = layer.values.clone()
-    layer.reorder_cache(torch.tensor([1, 1, 3, 0]))  # same row count: in place
-    assert torch.equal(layer.values, before[[1, 1, 3, 0]])
-    layer.reorder_cache(torch.tensor([0, 1, 2, 3]))
-    assert torch.equal(layer.values, before[[1, 1, 3, 0]])
+    expected = layer.values.clone()
+    # same row count: all rows gathered into the spare buffers, one row moved in place, none
+    for index in ([1, 1, 3, 0], [0, 1, 2, 2], [0, 1, 2, 3], [3, 2, 1, 0]):
+        layer.reorder_cache(torch.tensor(index))
+        expected = expected[index]
+        assert torch.equal(layer.values, expected) and layer.keys.shape == expected.shape
     with pytest.raises(ValueError, match="capacity=10"):
         layer.update(torch.randn(4, 2, 6, 5), torch.randn(4, 2, 6, 5))
 
