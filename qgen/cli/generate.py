@@ -24,6 +24,7 @@ from qgen.cli.options import (
 from qgen.generation.dataset import (
     CHECKED_CANDIDATES,
     CHECKED_F1,
+    CHECKED_ROUNDS,
     BlockResult,
     CorpusFilter,
     checked_candidates,
@@ -109,14 +110,15 @@ def add_arguments(gen: argparse.ArgumentParser) -> None:
         help="over-generate: questions asked per passage window in the first round; the best "
         "--num_pairs that pass the filters and the round trip are kept (by the round trip's "
         "measure, then the score), and the summary counts passages that had fewer (default: "
-        f"{CHECKED_CANDIDATES} with the round trip, else --num_pairs)",
+        f"{CHECKED_CANDIDATES} x --num_pairs with the round trip, else --num_pairs)",
     )  # fmt: skip
     gen.add_argument(
         "--rounds",
         type=int,
-        default=3,
+        default=CHECKED_ROUNDS,
         help="with --round_trip: question rounds at most; each asks again for the passage "
-        "windows still short of checked pairs (default 3)",
+        "windows still short of checked pairs, drawing new answers when a window's run out "
+        f"(default {CHECKED_ROUNDS}; a round costs only where a passage is still short)",
     )
     gen.add_argument(
         "--max_decode_rows",
