@@ -106,6 +106,37 @@ def test_preallocated_layer_gives_dynamic_cache_tensors():
         layer.update(torch.randn(4, 2, 6, 5), torch.randn(4, 2, 6, 5))
 
 
+def test_preallocated_layer_follows_random_beam_reorders():
+    """Expansion, reorders within the expansion groups (prefix not copied), across them,
+    dropped rows and appended tokens: always the rows a plain tensor would hold."""
+    gen = torch.Generator().manual_seed(0)
+    layer = PreallocatedLayer(capacity=30)
+    keys = torch.randn(3, 2, 5, 4, generator=gen)
+    layer.update(keys, -keys)
+    for step in range(25):
+        n = keys.shape[0]
+        kind = "expand" if step == 0 else ["within", "within", "across", "drop"][step % 4]
+        if kind == "expand":
+            index = torch.arange(n).repeat_interleave(4)
+        elif kind == "within":  # each row follows a row of its own group (beam search)
+            group = torch.div(torch.arange(n), 4, rounding_mode="floor")
+            index = group * 4 + torch.randint(0, 4, (n,), generator=gen)
+            index = torch.minimum(index, torch.tensor(n - 1))
+        elif kind == "across":
+            index = torch.randint(0, n, (n,), generator=gen)
+        else:
+            index = torch.randperm(n, generator=gen)[: max(1, n - 1)]
+        layer.reorder_cache(index)
+        keys = keys[index]
+        new = torch.randn(keys.shape[0], 2, 1, 4, generator=gen)
+        layer.update(new, -new)
+        keys = torch.cat([keys, new], dim=2)
+        assert torch.equal(layer.keys, keys) and torch.equal(layer.values, -keys)
+        if step == 1:  # a reorder within the groups: the 5 prompt slots were not copied
+            assert layer._shared == 5
+            assert torch.equal(layer._groups, torch.arange(3).repeat_interleave(4))
+
+
 @pytest.fixture(scope="module")
 def gpt2() -> GPT2LMHeadModel:
     torch.manual_seed(0)
