@@ -97,7 +97,8 @@ def test_output_dir_is_a_ready_model(trained, tmp_path, capsys):
     assert (out / "checkpoints" / "checkpoint-2" / "optimizer.pt").is_file()
     with safe_open(out / "model.safetensors", "pt") as f:  # compact: fp16 on disk
         assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.float16"}
-    assert UniLMForQAGeneration.from_pretrained(out).config.qgen_task == "qag"
+    config = UniLMForQAGeneration.from_pretrained(out).config
+    assert (config.qgen_task, config.qgen_language) == ("qag", "en")  # English data, detected
     settings = json.loads((out / "qa_generation_config.json").read_text())
     assert settings["max_source_length"] == 96  # no longer windows than it was trained on
 
@@ -131,6 +132,7 @@ def test_model_card_names_the_data_and_the_recipe(trained):
                  f"--train_file {SAMPLE} {extra}"):  # fmt: skip
         assert text in card, text
     assert "| backbone | `" in card and "tiny-bert" in card
+    assert "| language | en (config `qgen_language`) |" in card
     assert results["global_step"] == 2 and results["eval_questions"] > 0
     assert results["data_questions"] == 68 and results["data_used"] == 65
 
@@ -383,3 +385,18 @@ def test_torchrun_module_launch(backbone, tmp_path):
     assert results["global_step"] == 2 and results["examples_seen"] == 2 * 2 * 4
     assert "| hardware | 2 processes on CPU" in (out / "README.md").read_text()
     assert UniLMForQAGeneration.from_pretrained(out).config.model_type == "qgen-unilm"
+
+
+def test_the_language_is_detected_from_the_data_or_given(backbone, tmp_path, capsys):
+    from qgen.training.trainer import data_language
+
+    assert (
+        data_language(["长城是中国古代的军事防御工程。", "长江是亚洲第一长河。", "the cat."])
+        == "zh"
+    )
+    assert data_language(["the cat sat.", "长城。"]) in ("en", "zh") and data_language([]) == "en"
+    out = tmp_path / "model"
+    code, _, err = _run(capsys, _train_argv(backbone, out, "--max_steps", "1", "--language", "zh"))
+    assert code == 0, err
+    assert UniLMForQAGeneration.from_pretrained(out).config.qgen_language == "zh"
+    assert _results(out)["language"] == "zh"

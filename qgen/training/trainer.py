@@ -23,6 +23,7 @@ import platform
 import shlex
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import datasets
@@ -31,6 +32,7 @@ from transformers import AutoTokenizer, TrainerCallback, TrainerState
 from transformers.trainer_utils import SaveStrategy, get_last_checkpoint
 
 from qgen.generation.config import QAGenerationConfig
+from qgen.generation.language import detect_language
 from qgen.io.squad import drop_long_answers
 from qgen.modeling.inputs import TASKS, UniLMCollator
 from qgen.modeling.precision import cpu_has_native_bf16
@@ -118,6 +120,14 @@ class DataArguments:
         },
     )
     task: str = field(default="qag", metadata={"help": f"One of {TASKS}."})
+    language: str | None = field(
+        default=None,
+        metadata={
+            "help": "The language the model is trained for, saved in its config "
+            "(qgen_language), so that qgen warns when a passage is in another; default: the "
+            "script of most training passages (zh for CJK, else en)."
+        },
+    )
     max_length: int = field(default=384, metadata={"help": "Max tokens of source + target."})
     max_answer_length: int = field(default=32, metadata={"help": "Max answer tokens (qag/qg)."})
     max_question_length: int = field(default=64, metadata={"help": "Max question tokens."})
@@ -353,6 +363,8 @@ def train(
     resume = resolve_checkpoint(args.resume_from_checkpoint, output_dir)
     raw_train, raw_eval, reports = _read_data(data_args, args, output_dir)
     tokenizer, model = _load_model(model_args, data_args.task)
+    language = data_args.language or data_language(raw_train["context"])
+    model.config.qgen_language = language
 
     if data_args.task == "qg":  # the answer goes into the source: drop answers over the cap
         raw_train = drop_long_answers(raw_train, tokenizer, data_args.max_answer_length)
@@ -389,6 +401,7 @@ def train(
     metrics = dict(result.metrics)
     metrics["train_samples"] = len(train_features)  # rows (packed rows hold several questions)
     metrics["train_questions"] = len(raw_train)
+    metrics["language"] = language
     metrics["global_step"] = trainer.state.global_step
     metrics["examples_seen"] = trainer.state.global_step * trainer.get_total_train_batch_size(args)
     if resume is not None:
@@ -405,6 +418,12 @@ def train(
         metrics["total_seconds"] = round(time.monotonic() - started, 1)
         _write_model_dir(model_args, data_args, args, output_dir, metrics, reports, command)
     return metrics
+
+
+def data_language(contexts) -> str:
+    """The language of most of the distinct passages (the first 1,000), by script."""
+    votes = Counter(detect_language(c) for c in list(dict.fromkeys(contexts))[:1000])
+    return votes.most_common(1)[0][0] if votes else "en"
 
 
 def _load_model(model_args: ModelArguments, task: str):
@@ -428,6 +447,17 @@ def _write_model_dir(model_args, data_args, args, output_dir, metrics, reports, 
     if data_args.max_length < config.max_source_length:  # no longer windows than it trained on
         config.max_source_length = data_args.max_length
         config.window_stride = min(config.window_stride, data_args.max_length // 4)
+    # longer windows where training rows were longer (512 tokens: 384-token windows), within
+    # what the source of a training row held and what the positions leave for both stages
+    positions = UniLMForQAGeneration.config_class.from_pretrained(args.output_dir)
+    fit = min(
+        data_args.max_length - data_args.max_answer_length - data_args.max_question_length - 2,
+        positions.max_position_embeddings
+        - config.answer.max_new_tokens
+        - config.question.max_new_tokens,
+    )
+    if data_args.task == "qag" and fit > config.max_source_length:
+        config.max_source_length = fit
     export_model(args.output_dir, output_dir, config, task=data_args.task)
     account = {split: [r.to_dict() for r in rs] for split, rs in reports.items()}
     for name, content in (("training_data.json", account), ("all_results.json", metrics)):
@@ -499,6 +529,7 @@ def _recipe(model_args, data_args, args, metrics) -> dict[str, str]:
         f"{metrics.get('train_runtime', 0):.1f} s",
         "hardware": _hardware(args),
         "seed": str(args.seed),
+        "language": f"{metrics.get('language', '?')} (config `qgen_language`)",
     }
 
 
