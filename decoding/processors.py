@@ -43,7 +43,7 @@ from transformers import (
 )
 
 from .config import DecodingConfig
-from .nucleus import top_p_remove_mask
+from .nucleus import top_p_threshold
 from .registry import Registry
 
 __all__ = [
@@ -123,7 +123,7 @@ class TopPProcessor(TopPLogitsWarper):
     reaches ``top_p``), with our checks: ``top_p`` in (0, 1]; 1 switches it off (returns the
     scores untouched, where HF would still drop tokens whose probability underflows to 0).
 
-    With ``fast=True`` (default) CPU scores are cut by `decoding.nucleus.top_p_remove_mask`:
+    With ``fast=True`` (default) CPU scores are cut by `decoding.nucleus.top_p_threshold`:
     HF's kept set bit for bit without its ``torch.sort``; rows where the cut falls inside a
     tie, and other devices, go through HF's code.
     """
@@ -138,11 +138,11 @@ class TopPProcessor(TopPLogitsWarper):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
         if self.top_p >= 1.0:
             return scores
-        cut = top_p_remove_mask(scores, self.top_p, self.min_tokens_to_keep) if self.fast else None
+        cut = top_p_threshold(scores, self.top_p, self.min_tokens_to_keep) if self.fast else None
         if cut is None:
             return super().__call__(input_ids, scores)
-        remove, exact = cut
-        out = scores.masked_fill(remove, self.filter_value)
+        lowest_kept, exact = cut
+        out = scores.masked_fill(scores < lowest_kept, self.filter_value)
         if not bool(exact.all()):
             rows = (~exact).nonzero().squeeze(1)
             out[rows] = super().__call__(input_ids, scores[rows])

@@ -11,7 +11,7 @@ from decoding.bodies import GPT2Body, fast_body_for
 from decoding.cache import PreallocatedLayer, preallocated_cache
 from decoding.config import SHORTCUTS
 from decoding.lm_head import CHUNK, ExactLMHead
-from decoding.nucleus import top_p_remove_mask
+from decoding.nucleus import top_p_threshold
 from decoding.rows import LiveRows
 from decoding.search import _choose_multinomial, _choose_multinomial_fast
 
@@ -45,7 +45,7 @@ def test_fast_top_p_equals_hf(kind, min_keep):
         assert torch.equal(scores, before)  # input not modified
         assert torch.equal(torch.isfinite(ours), torch.isfinite(theirs))  # same kept set
         assert torch.equal(ours.softmax(-1), theirs.softmax(-1))  # same probabilities
-        ties_seen += int((~top_p_remove_mask(scores, top_p, min_keep)[1]).sum())
+        ties_seen += int((~top_p_threshold(scores, top_p, min_keep)[1]).sum())
     if kind == "ties":
         assert ties_seen > 0  # the fallback to HF's sort was exercised
 
@@ -59,6 +59,19 @@ def test_fast_top_p_large_vocabulary_rows():
         ours = TopPProcessor(top_p)(None, scores)
         theirs = TopPLogitsWarper(top_p)(None, scores)
         assert torch.equal(ours, theirs)
+
+
+@pytest.mark.parametrize("min_keep", [1, 3, 2000])
+def test_fast_top_p_odd_rows_equal_hf(min_keep):
+    gen = torch.Generator().manual_seed(7)
+    scores = torch.randn(4, 1000, generator=gen)
+    scores[0] = float("-inf")  # nothing to keep: softmax gives NaN
+    scores[1, 10] = float("nan")
+    scores[2, :995] = float("-inf")  # fewer finite scores than min_keep
+    for top_p in (0.05, 0.5, 0.95):
+        ours = TopPProcessor(top_p, min_tokens_to_keep=min_keep)(None, scores)
+        theirs = TopPLogitsWarper(top_p, min_tokens_to_keep=min_keep)(None, scores)
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0, equal_nan=True)
 
 
 @pytest.mark.parametrize("kind", ["flat", "peaked", "ties"])
