@@ -9,9 +9,11 @@ tokens/s are from the median times, and each ``ratio_*`` is the median of the pe
 ratios of times (> 1: the first-named side is faster), which is robust to load drift on a
 shared machine.
 
-``--profile`` instead prints, per case, where the time of one call goes (ms per decoding
-step, i.e. per generated token of every row: model body, LM head, cache handling, processors,
-token selection, the rest of the loop) for each side, and the bandwidth floor (bytes of weights / a large tensor copy's bandwidth).
+``--profile`` instead prints, per case, where the time of a call goes (ms per decoding step,
+i.e. per generated token of every row: model body, HF's or decode's fast one; LM head; cache
+handling; processors; token selection; the rest of the loop) for each side, each stage the
+median over ``--reps`` calls, and the bandwidth floor (bytes of weights / a large tensor
+copy's bandwidth).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_decoding.py            # full
     OMP_NUM_THREADS=1 python benchmarks/bench_decoding.py --quick    # smoke run
@@ -176,27 +178,40 @@ def _instrument(clock: _StageClock, model) -> Callable[[], None]:
     return lambda: [u() for u in reversed(undo)]
 
 
-def profile_case(sides: dict[str, Callable], name: str, batch: int, new_tokens: int, model) -> dict:
-    """ms per decoding step in each stage of one call, for each side (after a warm-up).
+def profile_case(
+    sides: dict[str, Callable], name: str, batch: int, new_tokens: int, model, reps: int = 1
+) -> dict:
+    """ms per decoding step in each stage, for each side: the median over ``reps`` calls per
+    side (after a warm-up), run back to back rotating which side goes first.
 
     ``body`` is the model without its LM head (the cache writes excluded), ``other`` the rest
     of the loop (inputs, masks, bookkeeping; for beam search also the beam selection).
     """
-    record: dict = {"profile": name, "batch": batch, "new_tokens": new_tokens}
-    for side, fn in sides.items():
+    order = list(sides.items())
+    for _, fn in order:
         fn()  # warm-up
-        clock = _StageClock()
-        undo = _instrument(clock, model)
-        try:
-            start = time.perf_counter()
-            fn()
-            total = time.perf_counter() - start
-        finally:
-            undo()
-        per_token = {k: v * 1e3 / new_tokens for k, v in clock.totals.items()}
-        per_token["other"] = total * 1e3 / new_tokens - sum(per_token.values())
-        per_token["total"] = total * 1e3 / new_tokens
-        record[side] = {k: round(v, 2) for k, v in sorted(per_token.items())}
+    runs: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
+    for rep in range(reps):
+        for side, fn in order[rep % len(order) :] + order[: rep % len(order)]:
+            clock = _StageClock()
+            undo = _instrument(clock, model)
+            try:
+                start = time.perf_counter()
+                fn()
+                total = time.perf_counter() - start
+            finally:
+                undo()
+            per_token = {k: v * 1e3 / new_tokens for k, v in clock.totals.items()}
+            per_token["other"] = total * 1e3 / new_tokens - sum(per_token.values())
+            per_token["total"] = total * 1e3 / new_tokens
+            runs[side].append(per_token)
+    record: dict = {"profile": name, "batch": batch, "new_tokens": new_tokens, "reps": reps}
+    for side, per_call in runs.items():
+        stages = sorted({stage for run in per_call for stage in run})
+        record[side] = {
+            stage: round(statistics.median(run.get(stage, 0.0) for run in per_call), 2)
+            for stage in stages
+        }
     return record
 
 
@@ -270,7 +285,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for batch in args.batches:
             if args.profile:
                 sides = _sides(model, name, batch, args)
-                record = profile_case(sides, name, batch, args.new_tokens, model)
+                record = profile_case(sides, name, batch, args.new_tokens, model, args.reps)
             else:
                 record = run_case(model, name, batch, args)
             print(json.dumps(record), flush=True)
