@@ -255,8 +255,8 @@ def _train_and_score(cfg, name: str, rows: list[dict], dev: str, out: Path, seed
     from transformers import TrainingArguments
 
     from qgen.generation.reader import evaluate_reader
-    from qgen.training.reader import ReaderArguments, train_reader
     from qgen.modeling.precision import cpu_has_native_bf16
+    from qgen.training.reader import ReaderArguments, train_reader
 
     data = out / f"train-{name}.jsonl"
     _write_jsonl([{k: r[k] for k in _SQUAD_FIELDS} for r in rows], str(data))
