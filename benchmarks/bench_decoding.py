@@ -7,7 +7,8 @@ vocabulary 30k) for exactly ``--new_tokens`` tokens (no end token): ``decode`` (
 and ``model.generate`` ("hf"). Repetitions run back to back, rotating which side goes first;
 tokens/s are from the median times, and each ``ratio_*`` is the median of the per-repetition
 ratios of times (> 1: the first-named side is faster), which is robust to load drift on a
-shared machine.
+shared machine. The ``cpu_ratio_*`` are the same ratios of the process's CPU time, which
+leaves out the time other processes held the core (a time-shared CPU).
 
 ``--profile`` instead prints, per case, where the time of a call goes (ms per decoding step,
 i.e. per generated token of every row: model body, HF's or decode's fast one; LM head; cache
@@ -62,10 +63,11 @@ def build_model(layers: int, hidden: int, vocab: int) -> GPT2LMHeadModel:
     return GPT2LMHeadModel(cfg).eval()
 
 
-def _timed(fn: Callable[[], torch.Tensor]) -> tuple[float, torch.Tensor]:
-    start = time.perf_counter()
+def _timed(fn: Callable[[], torch.Tensor]) -> tuple[float, float, torch.Tensor]:
+    """Wall time and this process's CPU time of ``fn()``, and its output."""
+    start, cpu_start = time.perf_counter(), time.process_time()
     out = fn()
-    return time.perf_counter() - start, out
+    return time.perf_counter() - start, time.process_time() - cpu_start, out
 
 
 def _sides(model, name: str, batch: int, args: argparse.Namespace) -> dict[str, Callable]:
@@ -93,19 +95,21 @@ def run_case(model, name: str, batch: int, args: argparse.Namespace) -> dict:
     for _, fn in sides:
         fn()  # warm-up
     times: dict[str, list[float]] = {side: [] for side, _ in sides}
+    cpu: dict[str, list[float]] = {side: [] for side, _ in sides}
     outs = {}
     for rep in range(args.reps):
         # Back to back, rotating the order, so that load drift hits every side alike.
         for side, fn in sides[rep % 3 :] + sides[: rep % 3]:
-            t, outs[side] = _timed(fn)
+            t, c, outs[side] = _timed(fn)
             times[side].append(t)
+            cpu[side].append(c)
     new_tokens = batch * args.new_tokens
     for out in outs.values():
         assert out.shape == (batch, args.prompt_len + args.new_tokens)
     tps = {side: new_tokens / statistics.median(ts) for side, ts in times.items()}
 
-    def ratio(slow: str, fast: str) -> float:
-        return round(statistics.median(s / f for s, f in zip(times[slow], times[fast])), 3)
+    def ratio(slow: str, fast: str, clock: dict[str, list[float]] = times) -> float:
+        return round(statistics.median(s / f for s, f in zip(clock[slow], clock[fast])), 3)
 
     return {
         "case": name,
@@ -117,6 +121,8 @@ def run_case(model, name: str, batch: int, args: argparse.Namespace) -> dict:
         "ratio_after_vs_hf": ratio("hf", "after"),
         "ratio_before_vs_hf": ratio("hf", "before"),
         "ratio_after_vs_before": ratio("before", "after"),
+        "cpu_ratio_after_vs_hf": ratio("hf", "after", cpu),
+        "cpu_ratio_before_vs_hf": ratio("hf", "before", cpu),
         "identical_after_hf": bool(torch.equal(outs["after"], outs["hf"])),
         "identical_before_hf": bool(torch.equal(outs["before"], outs["hf"])),
         "reps": args.reps,
