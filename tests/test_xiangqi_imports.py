@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ import generative.xiangqi as gx
 from generative.xiangqi.pretrained import default_model_dir
 from generative.xiangqi.uci import UCIEngine
 
+ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 HEAVY = ("torch", "transformers", "datasets", "decoding", "numpy")
 
@@ -93,3 +95,11 @@ def test_star_import_gives_every_name():
     namespace: dict = {}
     exec("from generative.xiangqi import *", namespace)
     assert {"UCIEngine", "LMPlayer", "train_xiangqi", "load_xiangqi_model"} <= set(namespace)
+
+
+def test_startup_benchmark_smoke_run():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from bench_xiangqi_uci_startup import main as bench_main
+
+    (row,) = bench_main(["--launches", "1", "--model", "none", "--movetime", "50"])
+    assert 0 < row["uciok_s"] <= row["readyok_s"] <= row["bestmove_s"]
