@@ -6,7 +6,7 @@ from qgen_fixtures import LogitsRecorder as Recorder
 from qgen_fixtures import step_prompt, tiny_unilm_model
 
 from decoding import DecodingConfig, StepModel, decode
-from qgen.modeling.step import KVCache, UniLMStepModel
+from qgen.modeling.step import InPlaceKVCache, KVCache, SharedPrefixKVCache, UniLMStepModel
 
 EOS = 3
 
@@ -121,7 +121,12 @@ def test_extend_equals_reading_the_wholestep_prompt():
         UniLMStepModel(model, use_cache=False).extend(fresh, prefix)
 
 
-def test_cache_growth_keeps_decoding_exact(monkeypatch):
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(), dict(shared_prefix=False), dict(lean=False)],
+    ids=["shared", "lean", "earlier"],
+)
+def test_cache_growth_keeps_decoding_exact(monkeypatch, kwargs):
     """Buffers that must grow while decoding (1 spare position at a time) change nothing."""
     model = tiny_unilm_model()
     ids, am, tt = step_prompt()
@@ -129,7 +134,9 @@ def test_cache_growth_keeps_decoding_exact(monkeypatch):
     expected = decode(
         UniLMStepModel(model, use_cache=False), ids, config, attention_mask=am, token_type_ids=tt
     )
-    monkeypatch.setattr(KVCache, "GROW", 1)
-    got = decode(UniLMStepModel(model), ids, config, attention_mask=am, token_type_ids=tt)
+    for cache in (KVCache, InPlaceKVCache, SharedPrefixKVCache):
+        monkeypatch.setattr(cache, "GROW", 1)
+    step_model = UniLMStepModel(model, **kwargs)
+    got = decode(step_model, ids, config, attention_mask=am, token_type_ids=tt)
     assert torch.equal(got.sequences, expected.sequences)
     assert torch.allclose(got.scores, expected.scores, atol=1e-4)

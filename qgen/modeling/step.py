@@ -13,19 +13,29 @@ Prompts may be padded *inside*: ``[CLS] passage [SEP] <pad>... answer [SEP] <pad
 (stage 2 of QA generation: every row's source padded to one width, then its answer). Position
 ids come from the attention mask, so every real token gets the position it had in training.
 
-``lean=True`` (the default; issue 21) is the same arithmetic with less work around it, and the
-same logits bit for bit (tested against ``lean=False``, the earlier step):
+``lean=True`` (the default; issue 21) does less work around the same model:
 
-* `InPlaceKVCache`: keys, values and the additive padding mask of every position in buffers
-  written in place. Rows expanded from one prompt share it, so a beam step's reorder permutes
-  only the generated positions (in place) instead of copying every row's whole cache.
-* The per-token attention mask is a view of that padding mask: a new target token may see
-  every real earlier position, so the UniLM mask row is the padding mask (no per-step cumsum
-  over the sequence, no concatenation of the masks and segments).
+* The per-token attention mask is a view of the cached padding mask: a new target token may
+  see every real earlier position, so the UniLM mask row is the padding mask (no per-step
+  cumsum over the sequence, no concatenation of the masks and segments).
 * `FastLMHead`: the decoder as ``addmm(bias, h, W.T)`` from a transposed copy of the tied
   embedding, used only for row counts at which it gives the model's own logits bit for bit
   (checked once per row count on real hidden states; on this CPU 10-20% faster from 4 rows,
   and a different summation order below 4 rows, so those keep the model's head).
+* `SharedPrefixKVCache` (``shared_prefix=True``, the default): many rows read the same prompt
+  (stage 1 expands each passage window into answer samples, stage 2 into one row per answer
+  and then beams), so the prompt's keys/values and padding mask are kept **once per prompt**
+  (a *group*), and only the positions after it (the answer, the generated tokens) per row.
+  A reorder (beam step, expansion, finished rows leaving, choosing sources) changes each row's
+  group index and moves only the per-row part. A new position attends to its group's prompt
+  and its own positions with one softmax (`_split_attention`): the queries of a group's rows go
+  in one batched matmul against that group's prompt, so no prompt is ever copied per row.
+  Kept and computed in fp32 (also under bf16 autocast). Not bit for bit the earlier logits
+  (another summation order): the same within float tolerance, tested against re-encoding.
+* `InPlaceKVCache` (``shared_prefix=False``): every row its own copy of its prompt in
+  buffers written in place; a beam step's reorder permutes only the generated positions in
+  place. Bit for bit the earlier step (``lean=False``, `KVCache`); kept as the benchmark's
+  "before".
 """
 
 from __future__ import annotations
@@ -46,6 +56,7 @@ __all__ = [
     "InPlaceKVCache",
     "KVCache",
     "PrefilledStepModel",
+    "SharedPrefixKVCache",
     "UniLMState",
     "UniLMStepModel",
 ]
@@ -104,8 +115,9 @@ class KVCache:
 
 
 class InPlaceKVCache:
-    """The lean step's cache: per-layer keys/values ``(rows, heads, capacity, d)`` and the
-    additive padding mask ``(rows, 1, capacity)`` of every position, filled up to ``length``.
+    """The lean step's cache with ``shared_prefix=False``: per-layer keys/values ``(rows,
+    heads, capacity, d)`` and the additive padding mask ``(rows, 1, capacity)`` of every
+    position, filled up to ``length``.
 
     Positions are written in place (the mask buffer holds 0 beyond ``length``, so a generated
     token, always a real one, needs no mask write). The first ``n`` buffer rows are the live
@@ -219,6 +231,273 @@ class InPlaceKVCache:
         return new
 
 
+@dataclass(frozen=True)
+class _Prefix:
+    """The prompt, once per group: per layer its keys, transposed, ``(G, heads, d, S)`` and
+    values ``(G, heads, S, d)``, and its additive padding mask ``(G, 1, 1, S)``; fp32. Never
+    written after the prompt is read, so caches share it by reference."""
+
+    keys_t: list[torch.Tensor]
+    values: list[torch.Tensor]
+    mask: torch.Tensor
+
+    @property
+    def groups(self) -> int:
+        return self.mask.shape[0]
+
+    def select(self, groups: torch.Tensor) -> _Prefix:
+        """Only ``groups`` (sorted): a view where they are consecutive, else a copy of theirs."""
+        count = groups.shape[0]
+        first = int(groups[0]) if count else 0
+        if count == 0 or int(groups[-1]) - first + 1 == count:
+            pick = lambda t: t.narrow(0, first, count)  # noqa: E731
+        else:
+            pick = lambda t: t.index_select(0, groups)  # noqa: E731
+        return _Prefix([*map(pick, self.keys_t)], [*map(pick, self.values)], pick(self.mask))
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where each row sits in the per-group padded batch ``(G, width, ...)``: row ``i`` in slot
+    ``slots[i]`` (group * width + rank in its group); ``slots`` None: row ``i`` in slot ``i``
+    (rows sorted by group, ``width`` each, as after expanding prompts into beams or samples)."""
+
+    groups: int
+    width: int
+    slots: torch.Tensor | None
+
+    @classmethod
+    def of(cls, group: torch.Tensor, groups: int) -> _Layout:
+        counts = torch.bincount(group, minlength=groups)
+        width, n = max(1, int(counts.max())) if groups else 1, group.shape[0]
+        if n == groups * width and bool((group[1:] >= group[:-1]).all()):
+            return cls(groups, width, None)
+        order = torch.argsort(group, stable=True)
+        starts = counts.cumsum(0) - counts
+        rank = torch.empty_like(group)
+        rank[order] = torch.arange(n, device=group.device) - starts.index_select(0, group[order])
+        return cls(groups, width, group * width + rank)
+
+    def to_groups(self, rows: torch.Tensor) -> torch.Tensor:
+        """``(N, heads, q, X)`` per row -> ``(G, heads, width * q, X)`` (empty slots 0)."""
+        _, heads, q, x = rows.shape
+        rows = rows.transpose(1, 2)  # (N, q, heads, X)
+        if self.slots is not None:
+            padded = rows.new_zeros((self.groups * self.width, q, heads, x))
+            rows = padded.index_copy_(0, self.slots, rows)
+        return rows.reshape(self.groups, self.width * q, heads, x).transpose(1, 2)
+
+    def to_rows(self, grouped: torch.Tensor, q: int) -> torch.Tensor:
+        """``(G, heads, width * q, X)`` -> ``(N, q, heads, X)``."""
+        _, heads, _, x = grouped.shape
+        grouped = grouped.transpose(1, 2).reshape(self.groups * self.width, q, heads, x)
+        return grouped if self.slots is None else grouped.index_select(0, self.slots)
+
+
+def _split_attention(
+    query: torch.Tensor,
+    prefix: _Prefix,
+    layer: int,
+    layout: _Layout,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    mask: torch.Tensor,
+) -> torch.Tensor:
+    """Attention of ``query`` ``(N, heads, q, d)`` (fp32, scaled) to its group's prompt and
+    its row's own positions (``keys``/``values`` ``(N, heads, L, d)``, additive ``mask``
+    broadcastable to ``(N, 1, q, L)``), one softmax over both; the context ``(N, q, heads*d)``.
+
+    Computed in the per-group padded layout (`_Layout`): the queries of a group's rows go in
+    one batched matmul against that group's prompt, ``(G, heads, width * q, d) @ (G, heads, d,
+    S)``, and the large ``(…, S)`` scores and probabilities stay in that layout; only the small
+    per-row tensors (queries, the rows' own scores, contexts) move between the layouts.
+    """
+    n, heads, q, d = query.shape
+    s = prefix.mask.shape[-1]
+    own = torch.matmul(query, keys.transpose(-1, -2)) + mask  # (N, heads, q, L)
+    scores = torch.matmul(layout.to_groups(query), prefix.keys_t[layer])  # (G, heads, w*q, S)
+    scores = torch.cat([scores.add_(prefix.mask), layout.to_groups(own)], dim=-1).softmax(-1)
+    context = torch.matmul(scores[..., :s], prefix.values[layer])  # (G, heads, w*q, d)
+    context = layout.to_rows(context, q).reshape(n, q, heads * d)
+    probs = layout.to_rows(scores[..., s:], q).transpose(1, 2)  # (N, heads, q, L)
+    own = torch.matmul(probs, values).transpose(1, 2).reshape(n, q, heads * d)
+    return context + own
+
+
+class SharedPrefixKVCache:
+    """The lean step's cache with the prompt stored once per group (issue 21).
+
+    The prompt read by ``start`` (keys, values, padding mask: `_Prefix`) is kept once per
+    prompt row (a *group*); the positions after it (an appended answer, generated tokens) are
+    kept per row in buffers ``(rows, heads, capacity, d)`` written in place, with their
+    additive padding mask ``(rows, 1, 1, capacity)`` (0 beyond ``length``). ``group`` ``(n,)``
+    says which prompt each row continues. A reorder (expanding into samples or beams, a beam
+    step, rows leaving the batch, selecting sources) changes ``group`` and moves only the
+    per-row part; the prompt is never copied per row. When some groups have no row left, the
+    reorder keeps only the others (a view where they are consecutive, else a copy of those
+    groups' prompts: at most the prompts once more). Attention: `_split_attention`.
+
+    Everything is kept and attended to in fp32, also under bf16 autocast (the keys/values of
+    a bf16 layer are exact in fp32): a bf16 matmul on CPU rounds the scores to bf16, which
+    fused attention does not, and small fp32 matmuls are as fast here.
+
+    ``owner`` is the token of the `UniLMState` that may change the per-row buffers in place;
+    a state copied from another gets its own buffers at its first reorder.
+    """
+
+    GROW = 16  # spare per-row positions when (re)allocating
+
+    def __init__(self, n: int, owner: object):
+        self.n, self.owner = n, owner
+        self.length = self.fixed = 0
+        self.prefix: _Prefix | None = None
+        self.group: torch.Tensor | None = None
+        self.layout: _Layout | None = None
+        self._prompt: list[list[torch.Tensor]] = [[], []]  # keys_t, values while reading it
+        self._prompt_mask: torch.Tensor | None = None
+        self.keys: list[torch.Tensor] = []  # per row, after the prompt
+        self.values: list[torch.Tensor] = []
+        self.mask: torch.Tensor | None = None  # (rows, 1, 1, capacity)
+
+    @classmethod
+    def empty(cls, n: int, device: torch.device, owner: object) -> SharedPrefixKVCache:
+        return cls(n, owner)
+
+    @property
+    def capacity(self) -> int:
+        """Per-row positions the buffers hold."""
+        return 0 if self.mask is None else self.mask.shape[3]
+
+    @property
+    def rows(self) -> int:
+        """Rows the per-row buffers hold (``>= n``)."""
+        return 0 if self.mask is None else self.mask.shape[0]
+
+    def reserve(self, end: int, dtype: torch.dtype, device: torch.device) -> None:
+        """Room for positions up to ``end`` (``dtype``, the scores' dtype, is not needed:
+        everything here is fp32)."""
+        if self.prefix is None:
+            return
+        need = end - self.fixed
+        if self.mask is None:
+            self.mask = torch.zeros((self.n, 1, 1, need + self.GROW), device=device)
+        elif need > self.capacity:
+            capacity = max(2 * self.capacity, need + self.GROW)
+            self.keys = [self._moved(k, None, capacity) for k in self.keys]
+            self.values = [self._moved(v, None, capacity) for v in self.values]
+            self.mask = self._moved(self.mask, None, capacity, mask=True)
+
+    def mark_padding(self, attention_mask: torch.Tensor) -> None:
+        """Mask the padding of the next ``q`` positions (``attention_mask`` ``(n, q)``)."""
+        lowest = torch.finfo(torch.float32).min
+        if self.prefix is None:  # the prompt
+            mask = torch.zeros(attention_mask.shape, device=attention_mask.device)
+            self._prompt_mask = mask.masked_fill_(attention_mask == 0, lowest)
+            return
+        start = self.length - self.fixed
+        window = self.mask[: self.n, 0, 0, start : start + attention_mask.shape[1]]
+        window.masked_fill_(attention_mask == 0, lowest)
+
+    def attend(
+        self,
+        layer: int,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        mask: torch.Tensor | None,
+        scale: float,
+    ) -> torch.Tensor:
+        """Store ``key``/``value`` ``(n, heads, q, d)`` of the next ``q`` positions and return
+        the context ``(n, q, heads * d)`` of ``query``. ``mask``: the prompt's UniLM mask while
+        reading it; after, ``(n, 1, q, length + q)`` for several new positions (only its
+        columns after the prompt are read: a new position sees every real prompt position),
+        or None for one new token (it sees every real position)."""
+        n, heads, q, d = query.shape
+        if self.prefix is None:  # the prompt: every row its own group, plain attention
+            self._prompt[0].append(key.transpose(-1, -2).float().contiguous())
+            self._prompt[1].append(value.float().contiguous())
+            context = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scale)
+            return context.transpose(1, 2).reshape(n, q, heads * d)
+        start, end = self.length - self.fixed, self.length - self.fixed + q
+        if layer == len(self.keys):
+            shape = (self.rows, heads, self.capacity, d)
+            self.keys.append(key.new_empty(shape, dtype=torch.float32))
+            self.values.append(value.new_empty(shape, dtype=torch.float32))
+        keys, values = self.keys[layer][: self.n], self.values[layer][: self.n]
+        keys[:, :, start:end] = key
+        values[:, :, start:end] = value
+        own = self.mask[: self.n, :, :, :end] if mask is None else mask[..., self.fixed :]
+        with torch.autocast(query.device.type, enabled=False):  # fp32 throughout
+            return _split_attention(
+                query.float() * scale,
+                self.prefix,
+                layer,
+                self.layout,
+                keys[:, :, :end],
+                values[:, :, :end],
+                own.float(),
+            )
+
+    def advance(self, q: int) -> None:
+        self.length += q
+        if self.prefix is None:  # the prompt is read: it becomes the groups' prefix
+            self.prefix = _Prefix(*self._prompt, self._prompt_mask[:, None, None])
+            self._prompt, self._prompt_mask = [[], []], None
+            self.fixed = self.length
+            self.group = torch.arange(self.n, device=self.prefix.mask.device)
+            self.layout = _Layout(self.n, 1, None)
+
+    def reorder(self, index: torch.Tensor, owner: object) -> SharedPrefixKVCache:
+        """Rows ``index``: the per-row part moved (in place when ``owner`` owns the buffers and
+        they have the rows), each row's group selected; returns the cache."""
+        index = index.to(self.group.device)
+        cache = self
+        if self.owner is not owner or index.shape[0] > self.rows:
+            cache = SharedPrefixKVCache(index.shape[0], owner)
+            cache.length, cache.fixed = self.length, self.fixed
+            if self.mask is not None:
+                capacity = max(self.capacity, self.length - self.fixed + self.GROW)
+                cache.keys = [self._moved(k, index, capacity) for k in self.keys]
+                cache.values = [self._moved(v, index, capacity) for v in self.values]
+                cache.mask = self._moved(self.mask, index, capacity, mask=True)
+        elif self.length > self.fixed:
+            filled = self.length - self.fixed
+            for buffer in (*self.keys, *self.values):
+                part = buffer[: self.n, :, :filled]
+                buffer[: index.shape[0], :, :filled] = part.index_select(0, index)
+            part = self.mask[: self.n, :, :, :filled]
+            self.mask[: index.shape[0], :, :, :filled] = part.index_select(0, index)
+        cache.n = index.shape[0]
+        cache.prefix, group = self.prefix, self.group.index_select(0, index)
+        groups = torch.unique(group)  # sorted
+        if groups.shape[0] < self.prefix.groups:  # groups without rows: leave them out
+            cache.prefix = self.prefix.select(groups)
+            group = torch.searchsorted(groups, group)
+        cache.group, cache.layout = group, _Layout.of(group, groups.shape[0])
+        return cache
+
+    def _moved(
+        self, old: torch.Tensor, index: torch.Tensor | None, capacity: int, mask: bool = False
+    ) -> torch.Tensor:
+        """A buffer of ``capacity`` positions with rows ``index`` (None: the live rows) of
+        ``old``'s filled part; a ``mask`` buffer (``(rows, 1, 1, capacity)``) 0 beyond it."""
+        rows = self.n if index is None else index.shape[0]
+        filled = self.length - self.fixed
+        if mask:
+            new = old.new_zeros((rows, 1, 1, capacity))
+            src, dst = old[: self.n, :, :, :filled], new[:, :, :, :filled]
+        else:
+            new = old.new_empty((rows, old.shape[1], capacity, old.shape[3]))
+            src, dst = old[: self.n, :, :filled], new[:, :, :filled]
+        if index is None:
+            dst.copy_(src)
+        elif torch.is_grad_enabled():  # out= does not record autograd
+            dst.copy_(src.index_select(0, index))
+        else:  # straight into the new buffer, no temporary
+            torch.index_select(src, 0, index, out=dst)
+        return new
+
+
 class FastLMHead:
     """The model's MLM head with the decoder as ``addmm(bias, h, W_t)``, ``W_t`` a contiguous
     ``(H, V)`` copy of the tied embedding (made once per model and weight version).
@@ -269,6 +548,10 @@ class FastLMHead:
         return self.decoder(hidden)
 
 
+AnyCache = KVCache | InPlaceKVCache | SharedPrefixKVCache
+LeanCache = (InPlaceKVCache, SharedPrefixKVCache)  # the caches with reserve / mark_padding
+
+
 @dataclass
 class UniLMState:
     """State of `UniLMStepModel` for ``N`` rows.
@@ -287,7 +570,7 @@ class UniLMState:
             place (a copy made with ``dataclasses.replace`` gets a new one).
     """
 
-    cache: KVCache | InPlaceKVCache | None
+    cache: AnyCache | None
     attention_mask: torch.Tensor
     token_type_ids: torch.Tensor
     next_position: torch.Tensor
@@ -322,7 +605,9 @@ def _last_rows_mask(
     return mask.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
 
 
-def _cached_layer(layer, index: int, hidden: torch.Tensor, mask: torch.Tensor, cache: KVCache):
+def _cached_layer(
+    layer, index: int, hidden: torch.Tensor, mask: torch.Tensor | None, cache: AnyCache
+):
     """One `BertLayer` (eval mode) over ``hidden`` ``(N, q, H)`` with cached keys/values.
 
     The same arithmetic as BERT's layer -- self-attention, output projection + residual +
@@ -335,9 +620,14 @@ def _cached_layer(layer, index: int, hidden: torch.Tensor, mask: torch.Tensor, c
     query = att.query(hidden).view(shape).transpose(1, 2)  # (N, heads, q, d)
     key = att.key(hidden).view(shape).transpose(1, 2)
     value = att.value(hidden).view(shape).transpose(1, 2)
-    key, value = cache.write(index, key, value)  # (N, heads, seen + q, d)
-    context = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=att.scaling)
-    context = context.transpose(1, 2).reshape(n, q, -1)  # (N, q, H)
+    if isinstance(cache, SharedPrefixKVCache):
+        context = cache.attend(index, query, key, value, mask, att.scaling)  # (N, q, H)
+    else:
+        key, value = cache.write(index, key, value)  # (N, heads, seen + q, d)
+        context = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=mask, scale=att.scaling
+        )
+        context = context.transpose(1, 2).reshape(n, q, -1)  # (N, q, H)
     attention = layer.attention.output(context, hidden)
     return layer.output(layer.intermediate(attention), attention)
 
@@ -352,9 +642,13 @@ class UniLMStepModel:
         full_head: with ``use_cache=False``, also apply the LM head at every position before
             taking the last one, exactly like bert4keras's decoder (whose model outputs the
             whole sequence's probabilities). Default False: the head at the last position only.
-        lean: with the cache, the lean step (the module docstring): `InPlaceKVCache`, the
-            padding mask as the step's attention mask, `FastLMHead`. Same logits bit for bit;
-            False is the earlier step (`KVCache`), kept as the benchmark's "before".
+        lean: with the cache, the lean step (the module docstring): the padding mask as the
+            step's attention mask, `FastLMHead`, and the cache of ``shared_prefix``. False is
+            the earlier step (`KVCache`), kept as the tests' bitwise reference.
+        shared_prefix: with ``lean``, `SharedPrefixKVCache` (the prompt's keys/values once per
+            prompt, attention split into prompt and own part; the same logits up to summation
+            order). False: `InPlaceKVCache` (every row its own copy of its prompt; bit for bit
+            the earlier step's logits), kept as the benchmark's "before".
     """
 
     def __init__(
@@ -363,6 +657,7 @@ class UniLMStepModel:
         use_cache: bool = True,
         full_head: bool = False,
         lean: bool = True,
+        shared_prefix: bool = True,
     ):
         if use_cache and full_head:
             raise ValueError("full_head=True applies to the naive decoder only (use_cache=False)")
@@ -370,6 +665,7 @@ class UniLMStepModel:
         self.use_cache = use_cache
         self.full_head = full_head
         self.lean = lean and use_cache
+        self.shared_prefix = self.lean and shared_prefix
         self.head = (FastLMHead.for_model(model) if self.lean else None) or model.lm_head
 
     # ------------------------------------------------------------------ internals
@@ -379,7 +675,7 @@ class UniLMStepModel:
         token_type_ids: torch.Tensor,
         position_ids: torch.Tensor,
         mask: torch.Tensor,
-        cache: KVCache | InPlaceKVCache | None,
+        cache: AnyCache | None,
     ) -> torch.Tensor:
         """Embeddings + encoder layers for the given positions; returns ``(N, q, H)``.
 
@@ -401,7 +697,7 @@ class UniLMStepModel:
     def _reserve(self, state: UniLMState, new: int, device: torch.device) -> torch.dtype:
         """The scores' dtype; with the lean cache, room for ``new`` more positions."""
         dtype = self.model.mask_dtype(device)
-        if isinstance(state.cache, InPlaceKVCache):
+        if isinstance(state.cache, LeanCache):
             state.cache.reserve(state.cache.length + new, dtype, device)
         return dtype
 
@@ -410,7 +706,7 @@ class UniLMStepModel:
         attention_mask, token_type_ids = state.history()
         dtype = self._reserve(state, input_ids.shape[1], input_ids.device)
         mask = unilm_attention_mask(token_type_ids, attention_mask, dtype=dtype)
-        if isinstance(state.cache, InPlaceKVCache):
+        if isinstance(state.cache, LeanCache):
             state.cache.mark_padding(attention_mask)
         hidden = self._run(input_ids, token_type_ids, _positions(attention_mask), mask, state.cache)
         # The next token is predicted by the last *real* position of each row.
@@ -422,7 +718,8 @@ class UniLMStepModel:
 
     def _lean_step(self, input_ids: torch.LongTensor, state: UniLMState) -> torch.Tensor:
         """One new target token over the lean cache: it may see every real earlier position,
-        so its attention mask is the cache's padding mask."""
+        so its attention mask is the cache's padding mask (`SharedPrefixKVCache` reads its
+        own)."""
         cache = state.cache
         self._reserve(state, 1, input_ids.device)
         positions = state.next_position[:, None]  # (N, 1)
@@ -430,7 +727,8 @@ class UniLMStepModel:
         state.pending += 1
         state.seen += 1
         last = input_ids[:, -1:]
-        hidden = self._run(last, torch.ones_like(last), positions, cache.padding_mask(1), cache)
+        mask = None if isinstance(cache, SharedPrefixKVCache) else cache.padding_mask(1)
+        hidden = self._run(last, torch.ones_like(last), positions, mask, cache)
         return self.head(hidden[:, -1]).float()
 
     # ------------------------------------------------------------------ protocol
@@ -461,11 +759,12 @@ class UniLMStepModel:
             seen=input_ids.shape[1],
         )
         if self.lean:
-            state.cache = InPlaceKVCache.empty(input_ids.shape[0], input_ids.device, state.token)
+            kind = SharedPrefixKVCache if self.shared_prefix else InPlaceKVCache
+            state.cache = kind.empty(input_ids.shape[0], input_ids.device, state.token)
         elif self.use_cache:
             state.cache = KVCache()
         state.logits = self._encode_all(state, input_ids)
-        if isinstance(state.cache, InPlaceKVCache):
+        if isinstance(state.cache, LeanCache):
             state.cache.fixed = state.cache.length  # each row its own group: all of it shared
         if not self.use_cache:
             state.logits = None  # the naive way recomputes it in `step`
@@ -538,7 +837,7 @@ class UniLMStepModel:
         state.token_type_ids = torch.cat([segments, token_type_ids.long()], dim=-1)
         dtype = self._reserve(state, new, input_ids.device)
         mask = _last_rows_mask(state.token_type_ids, state.attention_mask, new, dtype)
-        if isinstance(state.cache, InPlaceKVCache):
+        if isinstance(state.cache, LeanCache):
             state.cache.mark_padding(attention_mask)
         hidden = self._run(input_ids, token_type_ids, positions, mask, state.cache)
         last = new - 1 - attention_mask.flip(-1).argmax(-1)
@@ -550,8 +849,8 @@ class UniLMStepModel:
 
     def reorder(self, state: UniLMState, index: torch.LongTensor) -> UniLMState:
         """Select rows (expand for beams/samples, or follow beams). `KVCache` gives a new
-        cache; `InPlaceKVCache` reorders in place where it can (a state's own cache only)."""
-        if isinstance(state.cache, InPlaceKVCache):
+        cache; the lean caches reorder in place where they can (a state's own cache only)."""
+        if isinstance(state.cache, LeanCache):
             state.cache = state.cache.reorder(index, state.token)
         elif state.cache is not None:
             state.cache = state.cache.reorder(index)
