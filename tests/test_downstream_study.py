@@ -80,3 +80,17 @@ def test_quick_run_of_every_step(tmp_path):
     before = stamps()
     assert run_downstream(cfg)["readers"] == results["readers"]
     assert stamps() == before
+
+
+def test_answer_prior_measures_by_hand():
+    import sys
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from answer_priors import auc, keep_top
+
+    rows = [{"passage": 0, "s": 3.0, "right": True}, {"passage": 0, "s": 1.0, "right": False},
+            {"passage": 0, "s": 2.0, "right": True}, {"passage": 1, "s": 0.5, "right": False},
+            {"passage": 1, "s": None, "right": True}]  # fmt: skip
+    assert auc(rows, "s") == 1.0  # every right pair above every wrong one (None left out)
+    top = keep_top(rows, "s", keep=2)
+    assert top == {"right_share": 0.75, "passages_all_right": 1}
