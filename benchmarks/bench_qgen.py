@@ -16,12 +16,14 @@
    lever alone. Batches are formed from length-sorted rows, as ``group_by_length`` does.
 5. ``qa_lean_step`` (issue 21): passages/s of one ``generate`` call of the shipped model (or
    ``--model``) on the first ``--passages`` distinct contexts of ``--squad_dev`` (seed 0,
-   ``rank_answers=False``), with the earlier UniLM step (``UniLMStepModel(lean=False)``,
-   "before") against the lean one ("after"), paired repetitions in alternating order, and
-   whether the outputs are identical. ``--profile`` prints instead, for both steps, ms per
-   passage per stage (windows, encoding, answers, questions, post-processing) and ms per
-   decoding step (encoder layers, LM head, reorders, the rest of the loop) against the
-   bandwidth floor.
+   ``rank_answers=False``), with two UniLM steps (``--before`` / ``--after``, ``STEPS``;
+   default: the lean step with every row's own copy of its passage's keys/values,
+   ``shared_prefix=False``, against the one that keeps them once per passage), paired
+   repetitions in alternating order (wall time and this process's CPU time, the steadier one
+   on a shared machine), whether the outputs are identical and the share of identical pairs. ``--profile`` prints instead, for both steps, ms per passage per stage
+   (windows, encoding, answers, questions, post-processing) and ms per decoding step (encoder
+   layers, LM head, reorders, the rest of the loop) against the bandwidth floor (``--clock
+   cpu``: CPU time instead of wall time).
 
 All on a MiniLM-L6-shaped model (6 layers, hidden 384, 12 heads, 30,522-token vocabulary) with
 random weights unless ``--model`` names a trained qgen model. Run with one thread:
@@ -30,6 +32,7 @@ random weights unless ``--model`` names a trained qgen model. Run with one threa
     OMP_NUM_THREADS=2 python benchmarks/bench_qgen.py --cases train_throughput   # both cores
     OMP_NUM_THREADS=1 python benchmarks/bench_qgen.py --cases qa_lean_step --passages 32
     OMP_NUM_THREADS=1 python benchmarks/bench_qgen.py --profile --passages 32
+    OMP_NUM_THREADS=1 python benchmarks/bench_qgen.py --cases qa_lean_step --before earlier --after lean
 """
 
 from __future__ import annotations
@@ -372,13 +375,21 @@ def _sample_passages(n: int, squad_file: str | None = None) -> list[str]:
 # ----------------------------------------------------------------- the lean UniLM step (issue 21)
 
 
+# The UniLM steps the benchmark compares, by name: `UniLMStepModel` arguments.
+STEPS = {
+    "earlier": dict(lean=False),  # KVCache: every row's copy, concatenated masks
+    "lean": dict(shared_prefix=False),  # InPlaceKVCache: every row's copy, written in place
+    "shared": dict(),  # SharedPrefixKVCache: the passage once per window (the default)
+}
+
+
 @contextlib.contextmanager
-def step_path(lean: bool):
-    """`QAGenerator` with the lean step (``lean=True``) or the earlier one (``lean=False``)."""
+def step_path(step: str):
+    """`QAGenerator` with the UniLM step ``STEPS[step]``."""
     from qgen.generation import generator as module
 
     original = module.UniLMStepModel
-    module.UniLMStepModel = functools.partial(UniLMStepModel, lean=lean)
+    module.UniLMStepModel = functools.partial(UniLMStepModel, **STEPS[step])
     try:
         yield
     finally:
@@ -393,26 +404,33 @@ def first_contexts(squad_file: str, n: int) -> list[str]:
     return list(dict.fromkeys(contexts))[:n]
 
 
-def bench_qa_lean(generator, passages: list[str], reps: int) -> dict:
-    """Passages/s of one ``generator.generate(passages)`` call, the earlier step ("before")
-    against the lean one ("after"): a warm-up each, then ``reps`` back-to-back pairs in
-    alternating order; the ratio is the median of the paired time ratios."""
-    sides = {"before": False, "after": True}
-    outputs, times = {}, {side: [] for side in sides}
-    for lean in sides.values():  # warm-up
-        with step_path(lean):
+def bench_qa_lean(
+    generator, passages: list[str], reps: int, before: str = "lean", after: str = "shared"
+) -> dict:
+    """Passages/s of one ``generator.generate(passages)`` call, step ``before`` against step
+    ``after`` (`STEPS`): a warm-up each, then ``reps`` back-to-back pairs in alternating order;
+    the ratio is the median of the paired time ratios."""
+    sides = {"before": before, "after": after}
+    outputs, times, cpu = {}, {side: [] for side in sides}, {side: [] for side in sides}
+    for step in sides.values():  # warm-up
+        with step_path(step):
             generator.generate(passages[:4])
     for rep in range(reps):
         order = list(sides) if rep % 2 == 0 else list(sides)[::-1]
         for side in order:
             with step_path(sides[side]):
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 outputs[side] = generator.generate(passages)
                 times[side].append(time.perf_counter() - start)
+                cpu[side].append(time.process_time() - start_cpu)
     rate = {side: len(passages) / statistics.median(t) for side, t in times.items()}
+    cpu_rate = {side: len(passages) / statistics.median(t) for side, t in cpu.items()}
     ratios = [b / a for b, a in zip(times["before"], times["after"])]
+    cpu_ratios = [b / a for b, a in zip(cpu["before"], cpu["after"])]
     return {
         "case": "qa_lean_step",
+        "before": before,
+        "after": after,
         "passages": len(passages),
         "reps": reps,
         "passages_per_s_before": round(rate["before"], 3),
@@ -421,7 +439,30 @@ def bench_qa_lean(generator, passages: list[str], reps: int) -> dict:
         "ratios": [round(r, 3) for r in ratios],
         "seconds_before": [round(t, 2) for t in times["before"]],
         "seconds_after": [round(t, 2) for t in times["after"]],
+        # CPU time of this process: on a shared machine, far steadier than wall time
+        "cpu_passages_per_s_before": round(cpu_rate["before"], 3),
+        "cpu_passages_per_s_after": round(cpu_rate["after"], 3),
+        "cpu_ratio_after_vs_before": round(statistics.median(cpu_ratios), 3),
+        "cpu_ratios": [round(r, 3) for r in cpu_ratios],
         "identical": outputs["before"] == outputs["after"],
+        **_agreement(outputs["before"], outputs["after"]),
+    }
+
+
+def _agreement(before: list[list[dict]], after: list[list[dict]]) -> dict:
+    """How many pairs agree in text (question, answer, place), and the largest score change
+    among those."""
+    same, total, score = 0, 0, 0.0
+    for a, b in zip(before, after):
+        total += max(len(a), len(b))
+        for x, y in zip(a, b):
+            if all(x[k] == y[k] for k in ("question", "answer", "answer_start")):
+                same += 1
+                score = max(score, abs(x["score"] - y["score"]))
+    return {
+        "pairs": total,
+        "same_pairs": same,
+        "max_score_change_same_pairs": float(f"{score:.3g}"),
     }
 
 
@@ -431,7 +472,8 @@ class _Clock:
 
     OUTER = ("windows", "encode", "answers", "questions")
 
-    def __init__(self) -> None:
+    def __init__(self, timer=time.perf_counter) -> None:
+        self.timer = timer
         self.totals: dict[str, float] = {}
         self.counts: dict[str, int] = {}
         self.kv_bytes: dict[str, float] = {}
@@ -445,12 +487,12 @@ class _Clock:
         @functools.wraps(fn)
         def timed(*args, **kwargs):
             name = stage if stage in self.OUTER else f"{self.outer()}.{stage}"
-            self._stack.append([name, time.perf_counter(), 0.0])
+            self._stack.append([name, self.timer(), 0.0])
             try:
                 return fn(*args, **kwargs)
             finally:
                 name, start, nested = self._stack.pop()
-                spent = time.perf_counter() - start
+                spent = self.timer() - start
                 self.totals[name] = self.totals.get(name, 0.0) + spent - nested
                 if self._stack:
                     self._stack[-1][2] += spent
@@ -487,10 +529,8 @@ def _instrument(clock: _Clock) -> list:
     def counted(self, input_ids, state):
         key = clock.outer()
         clock.counts[key] = clock.counts.get(key, 0) + 1
-        if state.cache is not None:  # keys + values of every cached position, all layers
-            layers = self.model.config.num_hidden_layers
-            n, width = state.next_position.shape[0], self.model.config.hidden_size
-            kv = 2 * layers * n * (state.cache.length + 1) * width * 4
+        if state.cache is not None:
+            kv = _kv_bytes_read(state.cache, state.next_position.shape[0])
             clock.kv_bytes[key] = clock.kv_bytes.get(key, 0.0) + kv
         return step(self, input_ids, state)
 
@@ -499,19 +539,36 @@ def _instrument(clock: _Clock) -> list:
     return undo
 
 
-def profile_qa(generator, passages: list[str], lean: bool) -> dict:
+def _kv_bytes_read(cache, n: int) -> float:
+    """Bytes of cached keys/values one step reads (all layers): every row's positions; with
+    `SharedPrefixKVCache`, each group's prompt once and every row's own positions."""
+    from qgen.modeling.step import SharedPrefixKVCache
+
+    if not isinstance(cache, SharedPrefixKVCache) or cache.prefix is None:
+        tensors = [*cache.keys, *cache.values]
+        per_position = sum(t[0, :, 0].numel() * t.element_size() for t in tensors)
+        return n * (cache.length + 1) * per_position
+    prompt = sum(t.numel() * t.element_size() for t in (*cache.prefix.keys_t, *cache.prefix.values))
+    own = sum(t[0, :, 0].numel() * t.element_size() for t in (*cache.keys, *cache.values))
+    return prompt + n * (cache.length - cache.fixed + 1) * own
+
+
+def profile_qa(generator, passages: list[str], step: str, timing: str = "wall") -> dict:
     """ms per passage in each stage of one ``generate(passages)`` call (after a warm-up), and
     for the two decoding stages ms per decoding step (one ``step`` of the batch), split into
     the encoder layers, the LM head, the cache reorders and the rest of the loop, against
-    the floors: weights bytes / copy bandwidth, and that plus the cached keys/values read."""
-    with step_path(lean):
+    the floors: weights bytes / copy bandwidth, and that plus the cached keys/values read.
+    ``timing``: ``"wall"`` (elapsed) or ``"cpu"`` (this process's CPU time: on a shared machine,
+    what the work costs rather than how long it waited)."""
+    timer = time.process_time if timing == "cpu" else time.perf_counter
+    with step_path(step):
         generator.generate(passages[:4])  # warm-up
-        clock = _Clock()
+        clock = _Clock(timer)
         undo = _instrument(clock)
         try:
-            start = time.perf_counter()
+            start = timer()
             generator.generate(passages)
-            total = time.perf_counter() - start
+            total = timer() - start
         finally:
             for owner, attr, original in reversed(undo):
                 setattr(owner, attr, original)
@@ -543,7 +600,8 @@ def profile_qa(generator, passages: list[str], lean: bool) -> dict:
         }
     return {
         "profile": "qa_generation",
-        "step": "lean" if lean else "before",
+        "step": step,
+        "clock": timing,
         "passages": len(passages),
         "total_ms_per_passage": round(total * 1e3 / len(passages), 1),
         "ms_per_passage": {k: round(v, 1) for k, v in stages.items()},
@@ -601,6 +659,12 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     parser.add_argument("--profile", action="store_true",
                         help="per-stage ms of one generate call, before and after (shipped model)")  # fmt: skip
+    parser.add_argument("--clock", default="wall", choices=["wall", "cpu"],
+                        help="--profile: elapsed time or this process's CPU time")  # fmt: skip
+    parser.add_argument("--before", default="lean", choices=list(STEPS),
+                        help="qa_lean_step / --profile: the step of the before side")  # fmt: skip
+    parser.add_argument("--after", default="shared", choices=list(STEPS),
+                        help="qa_lean_step / --profile: the step of the after side")  # fmt: skip
     args = parser.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     cases = set(args.cases.split(","))
@@ -611,10 +675,10 @@ def main(argv: list[str] | None = None) -> None:
         generator = QAGenerator.from_pretrained(path, "cpu", rank_answers=False, seed=0)
         passages = first_contexts(args.squad_dev, args.passages)
         if args.profile:
-            for lean in (False, True):
-                emit(profile_qa(generator, passages, lean))
+            for step in (args.before, args.after):
+                emit(profile_qa(generator, passages, step, args.clock))
         if "qa_lean_step" in cases:
-            emit(bench_qa_lean(generator, passages, args.repeats))
+            emit(bench_qa_lean(generator, passages, args.repeats, args.before, args.after))
         cases -= {"qa_lean_step"}
         if args.profile or not cases:
             return
